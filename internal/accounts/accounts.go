@@ -28,6 +28,16 @@ const (
 // ErrNotFound is returned for an unknown account.
 var ErrNotFound = errors.New("account not found")
 
+// ErrInvalid is wrapped by errors for data that breaks the model's rules
+// (unknown type or status, a booked transaction without booked_at, ...);
+// loaders can show such errors to whoever sent the data.
+var ErrInvalid = errors.New("invalid account data")
+
+// ErrConflict is wrapped when an upsert would move an existing account to
+// another customer or an existing transaction to another account: ids are
+// permanent, and a consent names accounts by id.
+var ErrConflict = errors.New("id already belongs to another owner")
+
 // Institution is a bank whose data consentgate serves.
 type Institution struct {
 	ID   string

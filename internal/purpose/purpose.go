@@ -5,7 +5,9 @@
 package purpose
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -203,4 +205,19 @@ var confusables = map[rune]rune{
 	'α': 'a', 'Α': 'a', 'ε': 'e', 'Ε': 'e', 'ι': 'i', 'Ι': 'i', 'κ': 'k', 'Κ': 'k',
 	'ρ': 'p', 'Ρ': 'p', 'τ': 't', 'Τ': 't', 'υ': 'u', 'Μ': 'm', 'Ν': 'n', 'ı': 'i',
 	'ℓ': 'l', 'ӏ': 'l',
+}
+
+// Load reads a policy from JSON ({"purposes": [Policy…]}) and validates it
+// like NewTable. Unknown fields are refused so a typo cannot silently drop a
+// limit.
+func Load(r io.Reader) (*Table, error) {
+	var doc struct {
+		Purposes []Policy `json:"purposes"`
+	}
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("purpose policy: malformed JSON: %w", err)
+	}
+	return NewTable(doc.Purposes)
 }

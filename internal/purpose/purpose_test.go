@@ -81,3 +81,24 @@ func TestNewTableRefusesBadPolicies(t *testing.T) {
 		t.Error("duplicate code accepted")
 	}
 }
+
+func TestLoad(t *testing.T) {
+	good := `{"purposes":[{"code":"fraud_prevention","label":"Fraud","description":"Spot fraud.","scopes":["accounts:read"],"max_history_days":90,"max_duration_days":365,"unattended_per_day":24}]}`
+	tab, err := Load(strings.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tab.Codes(); len(got) != 1 || got[0] != "fraud_prevention" {
+		t.Fatalf("codes = %v", got)
+	}
+	for name, doc := range map[string]string{
+		"malformed":     `{"purposes":[`,
+		"unknown field": `{"purposes":[{"code":"x","label":"x","description":"x","scopes":["accounts:read"],"max_duration_days":1,"max_histroy_days":5}]}`,
+		"prohibited":    `{"purposes":[{"code":"advertising","label":"x","description":"x","scopes":["accounts:read"],"max_duration_days":1}]}`,
+		"empty":         `{"purposes":[]}`,
+	} {
+		if _, err := Load(strings.NewReader(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,345 @@
+package accounts
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+
+	"github.com/consentgate/consentgate/internal/store"
+)
+
+// SQLStore implements Store on the shared database with portable SQL
+// (SQLite and PostgreSQL).
+type SQLStore struct {
+	db  *store.DB
+	now func() time.Time // stamps created_at, which no query reads
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// NewSQLStore returns a Store on db.
+func NewSQLStore(db *store.DB) *SQLStore { return &SQLStore{db: db, now: time.Now} }
+
+type accountRow struct {
+	ID              string
+	CustomerID      string
+	InstitutionID   string
+	InstitutionName string
+	Type            string
+	DisplayName     string
+	Last4           string
+	Currency        string
+	Status          string
+}
+
+func (r accountRow) account() Account {
+	return Account{
+		ID: r.ID, CustomerID: r.CustomerID, InstitutionID: r.InstitutionID, InstitutionName: r.InstitutionName,
+		Type: r.Type, DisplayName: r.DisplayName, Last4: r.Last4, Currency: r.Currency, Status: r.Status,
+	}
+}
+
+const accountSelect = `SELECT a.id, a.customer_id, a.institution_id, i.name AS institution_name, a.type,
+	a.display_name, a.last4, a.currency, a.status
+	FROM accounts a JOIN institutions i ON i.id = a.institution_id`
+
+func (s *SQLStore) accounts(ctx context.Context, op, where string, args ...any) ([]Account, error) {
+	var rows []accountRow
+	if err := s.db.WithContext(ctx).Raw(accountSelect+" WHERE "+where+" ORDER BY a.id", args...).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("accounts.%s: %w", op, err)
+	}
+	out := make([]Account, len(rows))
+	for i, r := range rows {
+		out[i] = r.account()
+	}
+	return out, nil
+}
+
+// ListByCustomer implements Store.
+func (s *SQLStore) ListByCustomer(ctx context.Context, customerID string) ([]Account, error) {
+	return s.accounts(ctx, "ListByCustomer", "a.customer_id = ?", customerID)
+}
+
+// ListByIDs implements Store.
+func (s *SQLStore) ListByIDs(ctx context.Context, customerID string, ids []string) ([]Account, error) {
+	if len(ids) == 0 {
+		return []Account{}, nil // "IN ()" is not valid SQL
+	}
+	return s.accounts(ctx, "ListByIDs", "a.customer_id = ? AND a.id IN ?", customerID, ids)
+}
+
+// Get implements Store.
+func (s *SQLStore) Get(ctx context.Context, customerID, id string) (*Account, error) {
+	as, err := s.accounts(ctx, "Get", "a.customer_id = ? AND a.id = ?", customerID, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(as) == 0 {
+		return nil, ErrNotFound
+	}
+	return &as[0], nil
+}
+
+type balanceRow struct {
+	AccountID        string
+	Currency         string
+	CurrentMinor     int64
+	AvailableMinor   int64
+	CreditLimitMinor *int64
+	AsOf             int64
+}
+
+// Balance implements Store.
+func (s *SQLStore) Balance(ctx context.Context, accountID string) (*Balance, error) {
+	var rows []balanceRow
+	err := s.db.WithContext(ctx).Raw(`SELECT b.account_id, a.currency, b.current_minor, b.available_minor,
+		b.credit_limit_minor, b.as_of
+		FROM balances b JOIN accounts a ON a.id = b.account_id WHERE b.account_id = ?`, accountID).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("accounts.Balance: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, ErrNotFound
+	}
+	r := rows[0]
+	return &Balance{
+		AccountID: r.AccountID, Currency: r.Currency, Current: r.CurrentMinor, Available: r.AvailableMinor,
+		CreditLimit: r.CreditLimitMinor, AsOf: store.FromMicros(r.AsOf),
+	}, nil
+}
+
+type txRow struct {
+	ID           string
+	AccountID    string
+	Status       string
+	TransactedAt int64
+	BookedAt     *int64
+	AmountMinor  int64
+	Currency     string
+	Description  string
+	MerchantName string
+	Mcc          string
+	CardLast4    string
+}
+
+const txColumns = "id, account_id, status, transacted_at, booked_at, amount_minor, currency, description, merchant_name, mcc, card_last4"
+
+// Transactions implements Store. The query is shaped for the two indexes on
+// (account_id[, status], transacted_at DESC, id DESC): equality on the
+// leading columns, a range on transacted_at and the keyset condition, so
+// both planners walk the index in order and stop after limit+1 rows.
+func (s *SQLStore) Transactions(ctx context.Context, q TxQuery) ([]Transaction, *TxKey, error) {
+	if q.Limit <= 0 {
+		return nil, nil, fmt.Errorf("accounts.Transactions: %w: limit %d must be positive", ErrInvalid, q.Limit)
+	}
+	query, args := txPageSQL(q)
+	var rows []txRow
+	if err := s.db.WithContext(ctx).Raw(query, args...).Scan(&rows).Error; err != nil {
+		return nil, nil, fmt.Errorf("accounts.Transactions: %w", err)
+	}
+	var next *TxKey
+	if len(rows) > q.Limit {
+		rows = rows[:q.Limit]
+		last := rows[len(rows)-1]
+		next = &TxKey{TransactedAt: store.FromMicros(last.TransactedAt), ID: last.ID}
+	}
+	out := make([]Transaction, len(rows))
+	for i, r := range rows {
+		out[i] = Transaction{
+			ID: r.ID, AccountID: r.AccountID, Status: r.Status,
+			TransactedAt: store.FromMicros(r.TransactedAt), BookedAt: store.FromMicrosPtr(r.BookedAt),
+			Amount: r.AmountMinor, Currency: r.Currency, Description: r.Description,
+			MerchantName: r.MerchantName, MCC: r.Mcc, CardLast4: r.CardLast4,
+		}
+	}
+	return out, next, nil
+}
+
+// txPageSQL builds the page query of Transactions: one row more than the
+// limit tells whether another page exists without a COUNT.
+func txPageSQL(q TxQuery) (string, []any) {
+	var sql strings.Builder
+	sql.WriteString("SELECT " + txColumns + " FROM transactions WHERE account_id = ? AND transacted_at BETWEEN ? AND ?")
+	args := []any{q.AccountID, store.Micros(q.From), store.Micros(q.To)}
+	if q.Status != "" {
+		sql.WriteString(" AND status = ?")
+		args = append(args, q.Status)
+	}
+	if q.After != nil {
+		at := store.Micros(q.After.TransactedAt)
+		sql.WriteString(" AND (transacted_at < ? OR (transacted_at = ? AND id < ?))")
+		args = append(args, at, at, q.After.ID)
+	}
+	sql.WriteString(" ORDER BY transacted_at DESC, id DESC LIMIT ?")
+	args = append(args, q.Limit+1)
+	return sql.String(), args
+}
+
+// UpsertInstitution implements Store.
+func (s *SQLStore) UpsertInstitution(ctx context.Context, in Institution) error {
+	if in.ID == "" || in.Name == "" {
+		return fmt.Errorf("accounts.UpsertInstitution: %w: id and name are required", ErrInvalid)
+	}
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO institutions (id, name, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name`, in.ID, in.Name, store.Micros(s.now())).Error
+	if err != nil {
+		return fmt.Errorf("accounts.UpsertInstitution: %w", err)
+	}
+	return nil
+}
+
+// UpsertAccount implements Store. An existing account keeps its customer:
+// the update is conditional on it, so moving an account fails with
+// ErrConflict instead of silently handing its consents to someone else.
+func (s *SQLStore) UpsertAccount(ctx context.Context, a Account) error {
+	if err := validateAccount(a); err != nil {
+		return fmt.Errorf("accounts.UpsertAccount: %w", err)
+	}
+	res := s.db.WithContext(ctx).Exec(`INSERT INTO accounts
+		(id, customer_id, institution_id, type, display_name, last4, currency, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET institution_id = excluded.institution_id, type = excluded.type,
+			display_name = excluded.display_name, last4 = excluded.last4, currency = excluded.currency,
+			status = excluded.status
+		WHERE accounts.customer_id = excluded.customer_id`,
+		a.ID, a.CustomerID, a.InstitutionID, a.Type, a.DisplayName, a.Last4, a.Currency, a.Status, store.Micros(s.now()))
+	if res.Error != nil {
+		return fmt.Errorf("accounts.UpsertAccount %s: %w", a.ID, res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return fmt.Errorf("accounts.UpsertAccount %s: %w", a.ID, ErrConflict)
+	}
+	return nil
+}
+
+// UpsertBalance implements Store.
+func (s *SQLStore) UpsertBalance(ctx context.Context, b Balance) error {
+	if b.AccountID == "" || b.AsOf.IsZero() {
+		return fmt.Errorf("accounts.UpsertBalance: %w: account id and as_of are required", ErrInvalid)
+	}
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO balances (account_id, current_minor, available_minor, credit_limit_minor, as_of)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET current_minor = excluded.current_minor,
+			available_minor = excluded.available_minor, credit_limit_minor = excluded.credit_limit_minor,
+			as_of = excluded.as_of`,
+		b.AccountID, b.Current, b.Available, b.CreditLimit, store.Micros(b.AsOf)).Error
+	if err != nil {
+		return fmt.Errorf("accounts.UpsertBalance %s: %w", b.AccountID, err)
+	}
+	return nil
+}
+
+// upsertChunkRows bounds one INSERT statement: 11 parameters a row keeps a
+// chunk far below SQLite's 32766 bound-parameter limit (and PostgreSQL's
+// 65535) while still amortising the round trip.
+const upsertChunkRows = 500
+
+// UpsertTransactions implements Store. The whole batch commits or none of it
+// does. Repeated ids in one batch collapse to the last occurrence (PostgreSQL
+// refuses to update one row twice in a statement). A transaction never moves
+// to another account: that fails the batch with ErrConflict.
+func (s *SQLStore) UpsertTransactions(ctx context.Context, txs []Transaction) error {
+	if len(txs) == 0 {
+		return nil
+	}
+	last := make(map[string]int, len(txs))
+	for i, t := range txs {
+		if err := validateTransaction(t); err != nil {
+			return fmt.Errorf("accounts.UpsertTransactions: %w", err)
+		}
+		last[t.ID] = i
+	}
+	batch := make([]Transaction, 0, len(last))
+	for i, t := range txs {
+		if last[t.ID] == i {
+			batch = append(batch, t)
+		}
+	}
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		for start := 0; start < len(batch); start += upsertChunkRows {
+			chunk := batch[start:min(start+upsertChunkRows, len(batch))]
+			if err := upsertTxChunk(tx, chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("accounts.UpsertTransactions: %w", err)
+	}
+	return nil
+}
+
+func upsertTxChunk(tx *gorm.DB, chunk []Transaction) error {
+	var sql strings.Builder
+	sql.WriteString("INSERT INTO transactions (" + txColumns + ") VALUES ")
+	args := make([]any, 0, len(chunk)*11)
+	for i, t := range chunk {
+		if i > 0 {
+			sql.WriteString(", ")
+		}
+		sql.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, t.ID, t.AccountID, t.Status, store.Micros(t.TransactedAt), store.MicrosPtr(t.BookedAt),
+			t.Amount, t.Currency, t.Description, t.MerchantName, t.MCC, t.CardLast4)
+	}
+	sql.WriteString(` ON CONFLICT (id) DO UPDATE SET status = excluded.status, transacted_at = excluded.transacted_at,
+		booked_at = excluded.booked_at, amount_minor = excluded.amount_minor, currency = excluded.currency,
+		description = excluded.description, merchant_name = excluded.merchant_name, mcc = excluded.mcc,
+		card_last4 = excluded.card_last4
+		WHERE transactions.account_id = excluded.account_id`)
+	res := tx.Exec(sql.String(), args...)
+	if res.Error != nil {
+		return res.Error
+	}
+	// Every row is either inserted or updated unless the WHERE above refused
+	// to move one to another account.
+	if res.RowsAffected != int64(len(chunk)) {
+		return fmt.Errorf("a transaction id in the batch belongs to another account: %w", ErrConflict)
+	}
+	return nil
+}
+
+func validateAccount(a Account) error {
+	switch {
+	case a.ID == "" || a.CustomerID == "" || a.InstitutionID == "":
+		return fmt.Errorf("%w: account id, customer id and institution id are required", ErrInvalid)
+	case a.Type != TypeChecking && a.Type != TypeSavings && a.Type != TypeCreditCard:
+		return fmt.Errorf("%w: account %s: type %q is not checking, savings or credit_card", ErrInvalid, a.ID, a.Type)
+	case len(a.Last4) != 4 || !allDigits(a.Last4):
+		return fmt.Errorf("%w: account %s: last4 must be exactly four digits", ErrInvalid, a.ID)
+	case !validCurrency(a.Currency):
+		return fmt.Errorf("%w: account %s: currency %q is not an ISO 4217 code", ErrInvalid, a.ID, a.Currency)
+	case a.Status != "open" && a.Status != "closed":
+		return fmt.Errorf("%w: account %s: status %q is not open or closed", ErrInvalid, a.ID, a.Status)
+	case a.DisplayName == "":
+		return fmt.Errorf("%w: account %s: display name is required", ErrInvalid, a.ID)
+	}
+	return nil
+}
+
+func validateTransaction(t Transaction) error {
+	switch {
+	case t.ID == "" || t.AccountID == "":
+		return fmt.Errorf("%w: transaction id and account id are required", ErrInvalid)
+	case !utf8.ValidString(t.ID) || len(t.ID) > 128:
+		return fmt.Errorf("%w: transaction id %q must be UTF-8 and at most 128 bytes", ErrInvalid, t.ID)
+	case t.Status != StatusBooked && t.Status != StatusPending:
+		return fmt.Errorf("%w: transaction %s: status %q is not booked or pending", ErrInvalid, t.ID, t.Status)
+	case t.Status == StatusBooked && t.BookedAt == nil:
+		return fmt.Errorf("%w: transaction %s: a booked transaction needs booked_at", ErrInvalid, t.ID)
+	case t.Status == StatusPending && t.BookedAt != nil:
+		return fmt.Errorf("%w: transaction %s: a pending transaction has no booked_at", ErrInvalid, t.ID)
+	case t.TransactedAt.IsZero():
+		return fmt.Errorf("%w: transaction %s: transacted_at is required", ErrInvalid, t.ID)
+	case !validCurrency(t.Currency):
+		return fmt.Errorf("%w: transaction %s: currency %q is not an ISO 4217 code", ErrInvalid, t.ID, t.Currency)
+	case t.CardLast4 != "" && (len(t.CardLast4) != 4 || !allDigits(t.CardLast4)):
+		// Four digits at most is all the schema allows: never a full card number.
+		return fmt.Errorf("%w: transaction %s: card_last4 must be four digits or empty", ErrInvalid, t.ID)
+	}
+	return nil
+}

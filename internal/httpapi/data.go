@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/apperr"
+	"github.com/consentgate/consentgate/internal/consent"
+	"github.com/consentgate/consentgate/internal/purpose"
+)
+
+type dataHandler struct {
+	accounts accounts.Store
+	auth     Authenticator
+	purposes *purpose.Table
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// RegisterData mounts the data API of SPEC §3 on r:
+//
+//	GET /v1/accounts                               accounts:read
+//	GET /v1/accounts/:account_id                   accounts:read
+//	GET /v1/accounts/:account_id/balances          balances:read
+//	GET /v1/accounts/:account_id/transactions      transactions:read
+//
+// Every route runs the gate (authenticate, purpose, scope, account) before
+// its handler; the handlers only read and shape data. A step that must see
+// every data call and its outcome (the audit log) goes first in the group.
+func RegisterData(r gin.IRouter, d Deps) {
+	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, purposes: d.Purposes, log: d.Logger, now: d.Now}
+	if h.purposes == nil {
+		h.purposes = purpose.Default()
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	v1 := r.Group("/v1", h.authenticate, h.checkDataPurpose)
+	v1.GET("/accounts", h.requireScope(purpose.ScopeAccounts), h.listAccounts)
+	v1.GET("/accounts/:account_id", h.requireScope(purpose.ScopeAccounts), h.loadAccount, h.getAccount)
+	v1.GET("/accounts/:account_id/balances", h.requireScope(purpose.ScopeBalances), h.loadAccount, h.getBalances)
+	v1.GET("/accounts/:account_id/transactions", h.requireScope(purpose.ScopeTransactions), h.loadAccount, h.listTransactions)
+}
+
+// The response shapes of SPEC §3: money as decimal strings in major units,
+// times RFC 3339 in UTC, absent values as null.
+
+type accountView struct {
+	AccountID       string `json:"account_id"`
+	InstitutionID   string `json:"institution_id"`
+	InstitutionName string `json:"institution_name"`
+	Type            string `json:"type"`
+	DisplayName     string `json:"display_name"`
+	MaskedNumber    string `json:"masked_number"`
+	Currency        string `json:"currency"`
+	Status          string `json:"status"`
+}
+
+func viewAccount(a *accounts.Account) accountView {
+	return accountView{
+		AccountID: a.ID, InstitutionID: a.InstitutionID, InstitutionName: a.InstitutionName, Type: a.Type,
+		DisplayName: a.DisplayName, MaskedNumber: "****" + a.Last4, Currency: a.Currency, Status: a.Status,
+	}
+}
+
+type balanceView struct {
+	AccountID   string  `json:"account_id"`
+	Currency    string  `json:"currency"`
+	Current     string  `json:"current"`
+	Available   string  `json:"available"`
+	CreditLimit *string `json:"credit_limit"`
+	AsOf        string  `json:"as_of"`
+}
+
+type transactionView struct {
+	TransactionID        string  `json:"transaction_id"`
+	AccountID            string  `json:"account_id"`
+	Status               string  `json:"status"`
+	TransactedAt         string  `json:"transacted_at"`
+	BookedAt             *string `json:"booked_at"`
+	Amount               string  `json:"amount"`
+	Currency             string  `json:"currency"`
+	Description          string  `json:"description"`
+	MerchantName         string  `json:"merchant_name"`
+	MerchantCategoryCode string  `json:"merchant_category_code"`
+	CardLast4            string  `json:"card_last4"`
+}
+
+type single[T any] struct {
+	Data T `json:"data"`
+}
+
+type list[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func (h *dataHandler) listAccounts(c *gin.Context) {
+	cons := PrincipalFrom(c).Consent
+	// Only the consent's accounts are ever asked for, and only the ones the
+	// consent's customer still owns come back.
+	as, err := h.accounts.ListByIDs(c.Request.Context(), cons.CustomerID, cons.AccountIDs)
+	if err != nil {
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "listing accounts failed", err))
+		return
+	}
+	out := list[accountView]{Data: make([]accountView, len(as))}
+	for i := range as {
+		out.Data[i] = viewAccount(&as[i])
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *dataHandler) getAccount(c *gin.Context) {
+	c.JSON(http.StatusOK, single[accountView]{Data: viewAccount(accountFrom(c))})
+}
+
+func (h *dataHandler) getBalances(c *gin.Context) {
+	a := accountFrom(c)
+	b, err := h.accounts.Balance(c.Request.Context(), a.ID)
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		WriteProblem(c, apperr.New(apperr.NotFound, "No balance has been reported for this account yet. Try again later."))
+		return
+	case err != nil:
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading the balance failed", err))
+		return
+	}
+	v := balanceView{
+		AccountID: a.ID, Currency: b.Currency, Current: accounts.FormatMinor(b.Current, b.Currency),
+		Available: accounts.FormatMinor(b.Available, b.Currency), AsOf: timestamp(b.AsOf),
+	}
+	if a.Type == accounts.TypeCreditCard && b.CreditLimit != nil {
+		limit := accounts.FormatMinor(*b.CreditLimit, b.Currency)
+		v.CreditLimit = &limit
+	}
+	c.JSON(http.StatusOK, single[balanceView]{Data: v})
+}
+
+func (h *dataHandler) listTransactions(c *gin.Context) {
+	p, a := PrincipalFrom(c), accountFrom(c)
+	now := h.now()
+	q, binding, err := parseTxQuery(c.Request.URL.Query(), a.ID, now, h.history(p.Consent, now))
+	if err != nil {
+		WriteProblem(c, err)
+		return
+	}
+	txs, next, err := h.accounts.Transactions(c.Request.Context(), q)
+	if err != nil {
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading transactions failed", err))
+		return
+	}
+	out := list[transactionView]{Data: make([]transactionView, len(txs))}
+	for i, t := range txs {
+		out.Data[i] = transactionView{
+			TransactionID: t.ID, AccountID: t.AccountID, Status: t.Status, TransactedAt: timestamp(t.TransactedAt),
+			Amount: accounts.FormatMinor(t.Amount, t.Currency), Currency: t.Currency, Description: t.Description,
+			MerchantName: t.MerchantName, MerchantCategoryCode: t.MCC, CardLast4: t.CardLast4,
+		}
+		if t.Status == accounts.StatusBooked && t.BookedAt != nil {
+			s := timestamp(*t.BookedAt)
+			out.Data[i].BookedAt = &s
+		}
+	}
+	if next != nil {
+		s := encodeCursor(*next, binding)
+		out.NextCursor = &s
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// history is the consent's history window at now, narrowed by the purpose
+// policy should the policy have tightened since the consent was granted.
+func (h *dataHandler) history(cons *consent.Consent, now time.Time) historyWindow {
+	days := cons.HistoryDays
+	if policy, ok := h.purposes.Lookup(cons.Purpose); ok {
+		days = min(days, policy.MaxHistoryDays)
+	}
+	days = max(days, 0)
+	return historyWindow{Start: now.Add(-time.Duration(days) * purpose.Day), Days: days}
+}

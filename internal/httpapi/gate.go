@@ -1,0 +1,213 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/apperr"
+	"github.com/consentgate/consentgate/internal/purpose"
+)
+
+// The gate is the part of the data API's handler chain that runs before any
+// customer data is read: authenticate → purpose → scope → account. Each step
+// either stops the chain with an error response or leaves what it learned in
+// the gin context for the next one.
+
+const (
+	principalKey = "consentgate.principal"
+	accountKey   = "consentgate.account"
+)
+
+// PrincipalFrom returns the caller the gate authenticated, or nil before
+// (or without) authentication.
+func PrincipalFrom(c *gin.Context) *Principal {
+	v, _ := c.Get(principalKey)
+	p, _ := v.(*Principal)
+	return p
+}
+
+func accountFrom(c *gin.Context) *accounts.Account {
+	v, _ := c.Get(accountKey)
+	a, _ := v.(*accounts.Account)
+	return a
+}
+
+// authenticate admits a request only with a valid token whose consent is
+// active now and belongs to it. The authorization server checks the consent
+// too; checking it here again keeps the data API safe if that check ever
+// regresses, and at the very instant of the call.
+func (h *dataHandler) authenticate(c *gin.Context) {
+	p, err := h.auth.Authenticate(c.Request.Context(), c.Request)
+	var te *TokenError
+	switch {
+	case errors.As(err, &te):
+		writeTokenError(c, te, "")
+		return
+	case err != nil:
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", err))
+		return
+	case p == nil:
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", errors.New("authenticator returned no principal")))
+		return
+	}
+	cons := p.Consent
+	switch {
+	case cons == nil:
+		writeTokenError(c, &TokenError{Description: "This token carries no customer consent (client_credentials). Data endpoints need a token from the authorization code flow."}, "")
+		return
+	case !cons.Active(h.now()):
+		writeTokenError(c, &TokenError{Description: "The consent behind this token is not active: it was revoked, has expired or was never authorized."}, "")
+		return
+	case cons.CustomerID == "" || (p.GrantID != "" && p.GrantID != cons.ID) || (p.CustomerID != "" && p.CustomerID != cons.CustomerID):
+		writeTokenError(c, &TokenError{Description: "This token does not match its consent."}, "")
+		return
+	}
+	c.Set(principalKey, p)
+	c.Next()
+}
+
+// checkPurpose enforces the Data-Purpose header (SPEC §4): absent means the
+// consent's purpose; a prohibited purpose anywhere in it is refused as such;
+// anything but exactly one value equal to the consent's purpose is not
+// consented. Values are compared as sent, without normalisation, so that
+// nothing but the consented code itself passes.
+func checkPurpose(values []string, consented string, table *purpose.Table) error {
+	for _, v := range values {
+		// The raw value first, then each element should the client send an
+		// HTTP list ("a, b"): a prohibited purpose is never hidden by company.
+		if purpose.IsProhibited(v) {
+			return errPurposeProhibited
+		}
+		for part := range strings.SplitSeq(v, ",") {
+			if purpose.IsProhibited(part) {
+				return errPurposeProhibited
+			}
+		}
+	}
+	if purpose.IsProhibited(consented) {
+		return errPurposeProhibited
+	}
+	if _, ok := table.Lookup(consented); !ok {
+		return apperr.New(apperr.PurposeNotConsented,
+			"The purpose of this consent is no longer offered. Ask the customer for a new consent with a current purpose.")
+	}
+	switch {
+	case len(values) == 0:
+		return nil
+	case len(values) > 1:
+		return apperr.New(apperr.PurposeNotConsented,
+			"Send the Data-Purpose header at most once, with the purpose the customer consented to: "+consented+".")
+	case values[0] != consented:
+		return apperr.New(apperr.PurposeNotConsented,
+			"Data-Purpose must be the purpose the customer consented to ("+consented+"), or be left out.")
+	}
+	return nil
+}
+
+var errPurposeProhibited = apperr.New(apperr.PurposeProhibited,
+	"This purpose is prohibited for every app (advertising, marketing, cross-selling, data sale, profiling). Data is never served for it.")
+
+// checkDataPurpose is the gate's purpose step.
+func (h *dataHandler) checkDataPurpose(c *gin.Context) {
+	p := PrincipalFrom(c)
+	if err := checkPurpose(c.Request.Header.Values("Data-Purpose"), p.Consent.Purpose, h.purposes); err != nil {
+		// A security event until the audit log records it.
+		h.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "data call refused: purpose",
+			slog.String("code", string(apperr.As(err).Code)), slog.String("client_id", p.ClientID),
+			slog.String("grant_id", p.Consent.ID), slog.String("interaction_id", InteractionID(c)))
+		WriteProblem(c, err)
+		return
+	}
+	c.Next()
+}
+
+// requireScope admits the call when the token, its consent and the
+// consent's purpose policy all grant scope.
+func (h *dataHandler) requireScope(scope string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p := PrincipalFrom(c)
+		policy, _ := h.purposes.Lookup(p.Consent.Purpose) // known: the purpose step checked
+		if !slices.Contains(p.Scopes, scope) || !p.Consent.HasScope(scope) || !policy.AllowsScope(scope) {
+			writeTokenError(c, &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope",
+				Description: "This call needs the " + scope + " scope, which this token does not carry."}, scope)
+			return
+		}
+		c.Next()
+	}
+}
+
+// loadAccount admits calls on an account the customer selected in the consent.
+// An account outside the consent is never even looked up, and it gets the
+// same answer as one that does not exist.
+func (h *dataHandler) loadAccount(c *gin.Context) {
+	p := PrincipalFrom(c)
+	id := c.Param("account_id")
+	if !p.Consent.HasAccount(id) {
+		WriteProblem(c, errAccountNotFound)
+		return
+	}
+	a, err := h.accounts.Get(c.Request.Context(), p.Consent.CustomerID, id)
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		WriteProblem(c, errAccountNotFound)
+		return
+	case err != nil:
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "account lookup failed", err))
+		return
+	}
+	c.Set(accountKey, a)
+	c.Next()
+}
+
+var errAccountNotFound = apperr.New(apperr.AccountNotFound,
+	"No account with this id is available under this consent. List the consented accounts with GET /v1/accounts.")
+
+// writeTokenError answers an RFC 6750 error: the challenge in
+// WWW-Authenticate, and the same facts as problem+json for developers.
+func writeTokenError(c *gin.Context, e *TokenError, scope string) {
+	status, code := e.Status, e.Code
+	if status == 0 {
+		status = http.StatusUnauthorized
+	}
+	if code == "" {
+		code = "invalid_token"
+	}
+	challenge := `Bearer error="` + quotable(code) + `"`
+	if scope != "" {
+		challenge += `, scope="` + quotable(scope) + `"`
+	} else if e.Description != "" {
+		challenge += `, error_description="` + quotable(e.Description) + `"`
+	}
+	c.Header("WWW-Authenticate", challenge)
+	_ = c.Error(e) // returns e; recorded for the access log
+	title := "Invalid token"
+	if code == "insufficient_scope" {
+		title = "Insufficient scope"
+	}
+	writeProblem(c, Problem{
+		Type: ProblemTypeBase + code, Title: title, Status: status, Detail: e.Description,
+		Code: code, InteractionID: InteractionID(c),
+	})
+}
+
+// quotable keeps what RFC 6750 allows inside a quoted auth-param (visible
+// ASCII and space, without '"' and '\'), so a description can never break
+// the header.
+func quotable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < 300; i++ {
+		switch ch := s[i]; {
+		case ch == '"' || ch == '\\':
+			b.WriteByte('\'')
+		case ch >= 0x20 && ch <= 0x7e:
+			b.WriteByte(ch)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,63 @@
+// Package httpapi is consentgate's JSON surface for third-party apps: the
+// middleware every request goes through (interaction id, security headers,
+// panic recovery, access log), problem+json errors (RFC 9457) and the
+// consent-gated data API of SPEC §3.
+//
+// It translates between HTTP and the domain and decides nothing on its own:
+// token validity comes from the authorization server (Authenticator), consent
+// rules from package consent, purpose rules from package purpose. It must
+// never read customer data before the token, the consent, the purpose and the
+// scope of the call have been checked, and never reveal whether an account
+// outside the consent exists.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/consent"
+	"github.com/consentgate/consentgate/internal/purpose"
+)
+
+// Principal is the caller of a data endpoint as the authorization server
+// vouches for it.
+type Principal struct {
+	GrantID    string
+	ClientID   string
+	CustomerID string   // "" for client_credentials tokens
+	Scopes     []string // the token's granted scopes
+	Purpose    string   // the consent's purpose ("" for client_credentials)
+	// Consent is the grant, loaded fresh for this request; nil for
+	// client_credentials tokens, which carry no customer's permission.
+	Consent *consent.Consent
+}
+
+// Authenticator validates the access token of a request.
+type Authenticator interface {
+	// Authenticate reads the request's access token, validates it and loads
+	// its consent without any cache (a revocation must show on the next
+	// request). Token problems are returned as *TokenError.
+	Authenticate(ctx context.Context, r *http.Request) (*Principal, error)
+}
+
+// TokenError is an RFC 6750 error: sent with a WWW-Authenticate challenge.
+type TokenError struct {
+	Status      int    // 401 unless set
+	Code        string // invalid_token (default) or insufficient_scope
+	Description string // safe to show the client
+}
+
+// Error implements error.
+func (e *TokenError) Error() string { return e.Code + ": " + e.Description }
+
+// Deps are what the data API needs.
+type Deps struct {
+	Accounts accounts.Store
+	Auth     Authenticator
+	Purposes *purpose.Table   // nil: purpose.Default()
+	Logger   *slog.Logger     // refused purposes are logged here as security events; nil: discard
+	Now      func() time.Time // nil: time.Now
+}
