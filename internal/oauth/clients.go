@@ -1,0 +1,355 @@
+package oauth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/ory/fosite"
+
+	"github.com/consentgate/consentgate/internal/purpose"
+	"github.com/consentgate/consentgate/internal/store"
+)
+
+// ErrClientExists is wrapped by CreateClient when the client id is taken.
+var ErrClientExists = errors.New("oauth: client id already registered")
+
+// Client authentication methods.
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthPrivateKeyJWT     = "private_key_jwt"
+)
+
+// Grant types a client may be registered for.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// Scopes of the machine clients (client_credentials), beside the data scopes
+// of the purpose package.
+const (
+	ScopeAuditRead     = "audit:read"
+	ScopeProviderWrite = "provider:write"
+)
+
+// supportedScopes is every scope a client may be registered for.
+var supportedScopes = []string{
+	purpose.ScopeAccounts, purpose.ScopeBalances, purpose.ScopeTransactions, purpose.ScopeOffline,
+	ScopeAuditRead, ScopeProviderWrite,
+}
+
+// ClientSpec is a client registration (CLI `consentgate client create`, demo fixtures).
+type ClientSpec struct {
+	ID   string // "" → generated
+	Name string
+	// Secret is the client_secret_basic secret; "" → a generated 256-bit one.
+	Secret                                     string
+	RedirectURIs, GrantTypes, Scopes, Purposes []string
+	// AuthMethod is client_secret_basic (default) or private_key_jwt.
+	AuthMethod string
+	JWKS       []byte // public keys, for private_key_jwt
+	DPoP       bool   // tokens must be sender-constrained with DPoP
+}
+
+// Client is a registered OAuth client as fosite sees it.
+type Client struct {
+	ID           string
+	Name         string
+	SecretHash   []byte
+	RedirectURIs []string
+	GrantTypes   []string
+	Scopes       []string
+	Purposes     []string
+	AuthMethod   string
+	JWKS         []byte
+	DPoP         bool
+	CreatedAt    time.Time
+}
+
+var (
+	_ fosite.Client             = (*Client)(nil)
+	_ fosite.ResponseModeClient = (*Client)(nil)
+)
+
+// GetID implements fosite.Client.
+func (c *Client) GetID() string { return c.ID }
+
+// GetHashedSecret implements fosite.Client.
+func (c *Client) GetHashedSecret() []byte { return c.SecretHash }
+
+// GetRedirectURIs implements fosite.Client.
+func (c *Client) GetRedirectURIs() []string { return c.RedirectURIs }
+
+// GetGrantTypes implements fosite.Client.
+func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
+
+// GetResponseTypes implements fosite.Client: only code, and only for
+// clients that may use the authorization code grant.
+func (c *Client) GetResponseTypes() fosite.Arguments {
+	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) {
+		return fosite.Arguments{"code"}
+	}
+	return fosite.Arguments{}
+}
+
+// GetScopes implements fosite.Client.
+func (c *Client) GetScopes() fosite.Arguments { return c.Scopes }
+
+// IsPublic implements fosite.Client: every client authenticates.
+func (c *Client) IsPublic() bool { return false }
+
+// GetAudience implements fosite.Client; audiences are not used.
+func (c *Client) GetAudience() fosite.Arguments { return nil }
+
+// GetResponseModes implements fosite.ResponseModeClient: query only (FAPI 2.0).
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeQuery}
+}
+
+// HasPurpose reports whether the client is registered for the purpose.
+func (c *Client) HasPurpose(p string) bool { return slices.Contains(c.Purposes, p) }
+
+// secretHasher is the fosite.Hasher for client secrets: HMAC-SHA256 under a
+// key derived from the server secret. Secrets are high-entropy, so a keyed
+// fast hash is sound, and bcrypt would cap the token endpoint's throughput.
+type secretHasher struct{ key []byte }
+
+var _ fosite.Hasher = (*secretHasher)(nil)
+
+// Hash implements fosite.Hasher (hex-encoded MAC).
+func (h *secretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
+	m := hmac.New(sha256.New, h.key)
+	m.Write(data)
+	return []byte(hex.EncodeToString(m.Sum(nil))), nil
+}
+
+// Compare implements fosite.Hasher in constant time.
+func (h *secretHasher) Compare(ctx context.Context, hash, data []byte) error {
+	want, _ := h.Hash(ctx, data)
+	if len(hash) == 0 || !hmac.Equal(hash, want) {
+		return errors.New("client secret mismatch")
+	}
+	return nil
+}
+
+type clientRow struct {
+	ID           string
+	Name         string
+	SecretHash   *string
+	RedirectURIs string `gorm:"column:redirect_uris"`
+	GrantTypes   string
+	Scopes       string
+	Purposes     string
+	AuthMethod   string
+	JWKS         *string `gorm:"column:jwks"`
+	DPoP         bool    `gorm:"column:dpop"`
+	CreatedAt    int64
+}
+
+// GetClient implements fosite.ClientManager.
+func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
+	var rows []clientRow
+	err := s.conn(ctx).Raw(`SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, dpop, created_at
+		FROM oauth_clients WHERE id = ?`, id).Scan(&rows).Error
+	if err != nil {
+		return nil, dbErr("get client", err)
+	}
+	if len(rows) == 0 {
+		return nil, fosite.ErrNotFound.WithHint("Unknown client.")
+	}
+	r := rows[0]
+	c := &Client{ID: r.ID, Name: r.Name, AuthMethod: r.AuthMethod, DPoP: r.DPoP, CreatedAt: store.FromMicros(r.CreatedAt)}
+	if r.SecretHash != nil {
+		c.SecretHash = []byte(*r.SecretHash)
+	}
+	if r.JWKS != nil {
+		c.JWKS = []byte(*r.JWKS)
+	}
+	for _, f := range []struct {
+		src string
+		dst *[]string
+	}{{r.RedirectURIs, &c.RedirectURIs}, {r.GrantTypes, &c.GrantTypes}, {r.Scopes, &c.Scopes}, {r.Purposes, &c.Purposes}} {
+		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
+			return nil, fmt.Errorf("oauth store: client %s: %w", id, err)
+		}
+	}
+	return c, nil
+}
+
+// ClientExists reports whether a client id is registered (idempotent
+// seeding asks before creating).
+func (p *Provider) ClientExists(ctx context.Context, id string) (bool, error) {
+	_, err := p.store.client(ctx, id)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fosite.ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// CreateClient registers a client and returns its id and, for
+// client_secret_basic, its secret (shown once; only a hash is stored).
+func (p *Provider) CreateClient(ctx context.Context, spec ClientSpec) (clientID, secret string, err error) {
+	c, secret, err := p.validateClient(spec)
+	if err != nil {
+		return "", "", fmt.Errorf("oauth.CreateClient: %w", err)
+	}
+	var secretHash *string
+	if secret != "" {
+		h, _ := p.hasher.Hash(ctx, []byte(secret))
+		s := string(h)
+		secretHash = &s
+	}
+	var jwks *string
+	if len(c.JWKS) > 0 {
+		s := string(c.JWKS)
+		jwks = &s
+	}
+	enc := func(v []string) string {
+		b, _ := json.Marshal(v) // []string always encodes
+		return string(b)
+	}
+	err = p.store.db.WithContext(ctx).Exec(`INSERT INTO oauth_clients
+		(id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, dpop, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, secretHash, enc(c.RedirectURIs), enc(c.GrantTypes), enc(c.Scopes), enc(c.Purposes),
+		c.AuthMethod, jwks, c.DPoP, store.Micros(p.now())).Error
+	if store.IsUniqueViolation(err) {
+		return "", "", fmt.Errorf("oauth.CreateClient %q: %w", c.ID, ErrClientExists)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("oauth.CreateClient: %w", err)
+	}
+	return c.ID, secret, nil
+}
+
+// validateClient checks a registration and fills in the defaults.
+func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
+	c := &Client{
+		ID: spec.ID, Name: spec.Name, AuthMethod: spec.AuthMethod, DPoP: spec.DPoP,
+		RedirectURIs: nonNil(spec.RedirectURIs), Scopes: nonNil(spec.Scopes), Purposes: nonNil(spec.Purposes),
+	}
+	if c.Name == "" {
+		return nil, "", errors.New("a client needs a name")
+	}
+	if c.ID == "" {
+		c.ID = "client-" + randomToken(12)
+	}
+	grants := spec.GrantTypes
+	if len(grants) == 0 {
+		grants = []string{GrantAuthorizationCode}
+	}
+	for _, g := range grants {
+		switch g {
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
+		default:
+			return nil, "", fmt.Errorf("unknown grant type %q", g)
+		}
+		if !slices.Contains(c.GrantTypes, g) {
+			c.GrantTypes = append(c.GrantTypes, g)
+		}
+	}
+	codeFlow := slices.Contains(c.GrantTypes, GrantAuthorizationCode)
+	// Refresh tokens come with the code grant (and still need offline_access).
+	if codeFlow && !slices.Contains(c.GrantTypes, GrantRefreshToken) {
+		c.GrantTypes = append(c.GrantTypes, GrantRefreshToken)
+	}
+	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !codeFlow {
+		return nil, "", errors.New("grant type refresh_token needs authorization_code")
+	}
+	if len(c.Scopes) == 0 {
+		return nil, "", errors.New("a client needs at least one scope")
+	}
+	for _, s := range c.Scopes {
+		if !slices.Contains(supportedScopes, s) {
+			return nil, "", fmt.Errorf("unknown scope %q", s)
+		}
+	}
+	for _, pc := range c.Purposes {
+		if purpose.IsProhibited(pc) {
+			return nil, "", fmt.Errorf("purpose %q is prohibited and can never be registered", pc)
+		}
+		if _, ok := p.purposes.Lookup(pc); !ok {
+			return nil, "", fmt.Errorf("unknown purpose %q", pc)
+		}
+	}
+	if codeFlow {
+		if len(c.RedirectURIs) == 0 {
+			return nil, "", errors.New("the authorization_code grant needs at least one redirect URI")
+		}
+		if len(c.Purposes) == 0 {
+			return nil, "", errors.New("the authorization_code grant needs at least one purpose")
+		}
+	}
+	for _, raw := range c.RedirectURIs {
+		u, err := url.Parse(raw)
+		if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || !fosite.IsRedirectURISecureStrict(context.Background(), u) {
+			return nil, "", fmt.Errorf("redirect URI %q must be an absolute https URI (http only for loopback), without fragment", raw)
+		}
+	}
+	secret := spec.Secret
+	switch c.AuthMethod {
+	case "", AuthClientSecretBasic:
+		c.AuthMethod = AuthClientSecretBasic
+		if len(spec.JWKS) > 0 {
+			return nil, "", errors.New("a JWKS is only for private_key_jwt clients")
+		}
+		if secret == "" {
+			secret = randomToken(32)
+		}
+	case AuthPrivateKeyJWT:
+		if secret != "" {
+			return nil, "", errors.New("a private_key_jwt client has no secret")
+		}
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(spec.JWKS, &set); err != nil || len(set.Keys) == 0 {
+			return nil, "", errors.New("a private_key_jwt client needs a JWKS with at least one key")
+		}
+		for _, k := range set.Keys {
+			if !k.Valid() || !k.IsPublic() {
+				return nil, "", fmt.Errorf("JWKS key %q must be a valid public key", k.KeyID)
+			}
+		}
+		c.JWKS = spec.JWKS
+	default:
+		return nil, "", fmt.Errorf("unknown auth method %q", c.AuthMethod)
+	}
+	return c, secret, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}
+
+// randomToken returns n random bytes, base64url-encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

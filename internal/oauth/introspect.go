@@ -1,0 +1,70 @@
+package oauth
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ory/fosite"
+)
+
+// introspection is the RFC 7662 answer, with the grant and purpose the
+// token is bound to. fosite's own writer knows neither, so it is built here.
+type introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Sub       string `json:"sub,omitempty"` // customer id
+	Exp       int64  `json:"exp,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
+	GrantID   string `json:"grant_id,omitempty"`
+	Purpose   string `json:"purpose,omitempty"`
+	TokenType string `json:"token_type,omitempty"` // "Bearer" for access tokens
+	TokenUse  string `json:"token_use,omitempty"`  // access_token | refresh_token
+}
+
+// handleIntrospect is POST /oauth2/introspect (RFC 7662). A client may only
+// introspect its own tokens: anything else, like a dead or unknown token,
+// is {"active": false}, so introspection reveals nothing about other
+// clients' grants.
+func (p *Provider) handleIntrospect(c *gin.Context) {
+	r := limitBody(c)
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		p.oauth.WriteAccessError(ctx, c.Writer, nil, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
+		return
+	}
+	client, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		p.oauth.WriteAccessError(ctx, c.Writer, nil, err)
+		return
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		p.oauth.WriteAccessError(ctx, c.Writer, nil, fosite.ErrInvalidRequest.WithHint("The token parameter is required."))
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("Pragma", "no-cache")
+	out := introspection{}
+	tu, ar, err := p.oauth.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), &Session{})
+	if err != nil || ar.GetClient().GetID() != client.GetID() {
+		c.JSON(http.StatusOK, out)
+		return
+	}
+	sess, _ := ar.GetSession().(*Session)
+	out = introspection{
+		Active: true, Scope: strings.Join(ar.GetGrantedScopes(), " "), ClientID: ar.GetClient().GetID(),
+		Iat: ar.GetRequestedAt().Unix(), TokenUse: string(tu),
+	}
+	if sess != nil {
+		out.Sub, out.GrantID, out.Purpose = sess.Subject, sess.GrantID, sess.Purpose
+		if exp := sess.GetExpiresAt(tu); !exp.IsZero() {
+			out.Exp = exp.Unix()
+		}
+	}
+	if tu == fosite.AccessToken {
+		out.TokenType = "Bearer"
+	}
+	c.JSON(http.StatusOK, out)
+}

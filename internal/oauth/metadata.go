@@ -1,0 +1,76 @@
+package oauth
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Metadata is the RFC 8414 authorization server metadata document, with the
+// FAPI 2.0, RFC 9207 and grant management fields and consentgate's
+// purposes_supported.
+type Metadata struct {
+	Issuer                                    string   `json:"issuer"`
+	AuthorizationEndpoint                     string   `json:"authorization_endpoint"`
+	TokenEndpoint                             string   `json:"token_endpoint"`
+	PushedAuthorizationRequestEndpoint        string   `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests        bool     `json:"require_pushed_authorization_requests"`
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	RevocationEndpoint                        string   `json:"revocation_endpoint"`
+	JWKSURI                                   string   `json:"jwks_uri"`
+	GrantManagementEndpoint                   string   `json:"grant_management_endpoint"`
+	GrantManagementActionsSupported           []string `json:"grant_management_actions_supported"`
+	ScopesSupported                           []string `json:"scopes_supported"`
+	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	ResponseModesSupported                    []string `json:"response_modes_supported"`
+	GrantTypesSupported                       []string `json:"grant_types_supported"`
+	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	AuthorizationResponseISSParameterSupport  bool     `json:"authorization_response_iss_parameter_supported"`
+	RequestParameterSupported                 bool     `json:"request_parameter_supported"`
+	PurposesSupported                         []string `json:"purposes_supported"`
+}
+
+// Metadata returns the server's RFC 8414 document.
+func (p *Provider) Metadata() Metadata {
+	authMethods := []string{AuthClientSecretBasic}
+	return Metadata{
+		Issuer:                                    p.issuer,
+		AuthorizationEndpoint:                     p.issuer + "/oauth2/authorize",
+		TokenEndpoint:                             p.issuer + "/oauth2/token",
+		PushedAuthorizationRequestEndpoint:        p.issuer + "/oauth2/par",
+		RequirePushedAuthorizationRequests:        true,
+		IntrospectionEndpoint:                     p.issuer + "/oauth2/introspect",
+		RevocationEndpoint:                        p.issuer + "/oauth2/revoke",
+		JWKSURI:                                   p.issuer + "/jwks",
+		GrantManagementEndpoint:                   p.issuer + "/oauth2/grants",
+		GrantManagementActionsSupported:           []string{grantActionReplace},
+		ScopesSupported:                           append([]string(nil), supportedScopes...),
+		ResponseTypesSupported:                    []string{"code"},
+		ResponseModesSupported:                    []string{"query"},
+		GrantTypesSupported:                       []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials},
+		CodeChallengeMethodsSupported:             []string{"S256"},
+		TokenEndpointAuthMethodsSupported:         authMethods,
+		IntrospectionEndpointAuthMethodsSupported: authMethods,
+		RevocationEndpointAuthMethodsSupported:    authMethods,
+		AuthorizationResponseISSParameterSupport:  true,
+		RequestParameterSupported:                 false,
+		PurposesSupported:                         p.purposes.Codes(),
+	}
+}
+
+// handleMetadata is GET /.well-known/oauth-authorization-server.
+func (p *Provider) handleMetadata(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age=300")
+	c.JSON(http.StatusOK, p.Metadata())
+}
+
+// handleJWKS is GET /jwks. Tokens are opaque (HMAC) and nothing is signed
+// yet, so the set is empty; signing keys (webhooks, audit checkpoints) are
+// published here when they exist.
+func (p *Provider) handleJWKS(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age=300")
+	c.JSON(http.StatusOK, gin.H{"keys": []any{}})
+}

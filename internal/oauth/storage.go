@@ -1,0 +1,394 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/pkce"
+	fstorage "github.com/ory/fosite/storage"
+	"gorm.io/gorm"
+
+	"github.com/consentgate/consentgate/internal/consent"
+	"github.com/consentgate/consentgate/internal/store"
+)
+
+// fositeStore is fosite's storage on the shared database. Every single-use
+// rule (code, refresh token, request_uri, challenge) is a conditional
+// UPDATE or DELETE whose affected rows decide, so any number of server
+// processes on one PostgreSQL agree.
+type fositeStore struct {
+	db  *store.DB
+	now func() time.Time
+}
+
+// compose.Compose type-asserts the storage for each factory and panics on a
+// missing method: pin every interface here so the compiler checks instead.
+var (
+	_ fosite.Storage                = (*fositeStore)(nil)
+	_ fosite.PARStorage             = (*fositeStore)(nil)
+	_ oauth2.CoreStorage            = (*fositeStore)(nil)
+	_ oauth2.TokenRevocationStorage = (*fositeStore)(nil)
+	_ pkce.PKCERequestStorage       = (*fositeStore)(nil)
+	_ fstorage.Transactional        = (*fositeStore)(nil)
+)
+
+// Token kinds in oauth_tokens.
+const (
+	kindCode    = "authorize_code"
+	kindAccess  = "access_token"
+	kindRefresh = "refresh_token"
+	kindPKCE    = "pkce"
+)
+
+type txKey struct{}
+
+// conn is the transaction fosite opened on ctx (BeginTX), or the pool.
+func (s *fositeStore) conn(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return s.db.WithContext(ctx)
+}
+
+// BeginTX implements storage.Transactional: fosite wraps code redemption and
+// refresh rotation in one transaction, so a failure leaves nothing half done.
+func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return ctx, errors.New("oauth: nested transaction")
+	}
+	tx := s.db.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return ctx, dbErr("begin", tx.Error)
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+// Commit implements storage.Transactional.
+func (s *fositeStore) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("oauth: commit without transaction")
+	}
+	return dbErr("commit", tx.Commit().Error)
+}
+
+// Rollback implements storage.Transactional.
+func (s *fositeStore) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("oauth: rollback without transaction")
+	}
+	return dbErr("rollback", tx.Rollback().Error)
+}
+
+// dbErr names the operation and turns lock conflicts into the error fosite
+// answers with "retry" instead of a server error.
+func dbErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if store.IsSerializationFailure(err) {
+		return fmt.Errorf("oauth store %s: %w", op, fosite.ErrSerializationFailure.WithWrap(err))
+	}
+	return fmt.Errorf("oauth store %s: %w", op, errors.Join(ErrStorage, err))
+}
+
+// ErrStorage marks a failure of the database rather than of the token: the
+// caller answers 503, not 401, so an outage never looks like a revocation.
+var ErrStorage = errors.New("oauth: storage unavailable")
+
+// createToken stores one code, token or PKCE request under its signature.
+func (s *fositeStore) createToken(ctx context.Context, kind, signature, accessSignature string, req fosite.Requester, expiresAt time.Time) error {
+	data, err := encodeRequest(req)
+	if err != nil {
+		return err
+	}
+	var accessHash *string
+	if accessSignature != "" {
+		h := hashKey(accessSignature)
+		accessHash = &h
+	}
+	subject := ""
+	if sess := req.GetSession(); sess != nil {
+		subject = sess.GetSubject()
+	}
+	clientID := ""
+	if c := req.GetClient(); c != nil {
+		clientID = c.GetID()
+	}
+	err = s.conn(ctx).Exec(`INSERT INTO oauth_tokens
+		(kind, signature_hash, request_id, client_id, subject, active, requested_at, expires_at, request_data, access_signature_hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		kind, hashKey(signature), req.GetID(), clientID, subject, true,
+		store.Micros(req.GetRequestedAt()), store.Micros(expiresAt), data, accessHash).Error
+	return dbErr("create "+kind, err)
+}
+
+// expiryOf is the session's expiry for kind on the provider's clock, or
+// now+fallback when unset. fosite stamps expiries on the wall clock; rows
+// are checked on the provider's, so the stamp is shifted by their
+// difference (zero in production, a moved clock in tests).
+func (s *fositeStore) expiryOf(req fosite.Requester, kind fosite.TokenType, fallback time.Duration) time.Time {
+	if sess := req.GetSession(); sess != nil {
+		if exp := sess.GetExpiresAt(kind); !exp.IsZero() {
+			return exp.Add(clockSkew(s.now))
+		}
+	}
+	return s.now().Add(fallback)
+}
+
+// clockSkew is how far the provider's clock runs ahead of the wall clock.
+func clockSkew(now func() time.Time) time.Duration {
+	return now().Sub(time.Now()).Round(time.Second)
+}
+
+type tokenRow struct {
+	RequestID        string
+	ClientID         string
+	Active           bool
+	ExpiresAt        int64
+	RequestData      string
+	ConsentStatus    *string
+	ConsentExpiresAt *int64
+}
+
+// getToken loads a token row with the status of its consent (if any).
+func (s *fositeStore) getToken(ctx context.Context, kind, signature string) (*tokenRow, error) {
+	var rows []tokenRow
+	err := s.conn(ctx).Raw(`SELECT t.request_id, t.client_id, t.active, t.expires_at, t.request_data,
+			c.status AS consent_status, c.expires_at AS consent_expires_at
+		FROM oauth_tokens t LEFT JOIN consents c ON c.id = t.request_id
+		WHERE t.kind = ? AND t.signature_hash = ?`, kind, hashKey(signature)).Scan(&rows).Error
+	if err != nil {
+		return nil, dbErr("get "+kind, err)
+	}
+	if len(rows) == 0 {
+		return nil, fosite.ErrNotFound
+	}
+	return &rows[0], nil
+}
+
+// expired reports whether the row's own lifetime is over by the provider's
+// clock. fosite checks lifetimes too, but with the wall clock; checking here
+// keeps every node (and tests with a moved clock) on one notion of time.
+func (s *fositeStore) expired(row *tokenRow) bool {
+	return !s.now().Before(store.FromMicros(row.ExpiresAt))
+}
+
+// consentLive reports whether the token's grant may still be used: tokens
+// of an authorization_code grant live only while their consent is
+// authorized and unexpired; client_credentials tokens have no consent.
+func (s *fositeStore) consentLive(row *tokenRow, req fosite.Requester) bool {
+	if row.ConsentStatus == nil {
+		sess, _ := req.GetSession().(*Session)
+		return sess == nil || sess.GrantID == "" // a grant-bound token whose consent vanished is dead
+	}
+	if consent.Status(*row.ConsentStatus) != consent.Authorized {
+		return false
+	}
+	return row.ConsentExpiresAt != nil && s.now().Before(store.FromMicros(*row.ConsentExpiresAt))
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return s.createToken(ctx, kindCode, signature, "", req, s.expiryOf(req, fosite.AuthorizeCode, authorizeCodeLifespan))
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. A used
+// code comes back with fosite.ErrInvalidatedAuthorizeCode and its request,
+// so fosite can revoke what the first redemption issued.
+func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	row, err := s.getToken(ctx, kindCode, signature)
+	if err != nil {
+		return nil, err
+	}
+	req, err := s.decodeRequest(ctx, row.RequestData, sess)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	if s.expired(row) {
+		return nil, fosite.ErrNotFound.WithHint("The authorization code expired.")
+	}
+	return req, nil
+}
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// Only one redemption can flip the row; a concurrent one sees the code
+// already used.
+func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	res := s.conn(ctx).Exec(`UPDATE oauth_tokens SET active = ? WHERE kind = ? AND signature_hash = ? AND active`,
+		false, kindCode, hashKey(signature))
+	if res.Error != nil {
+		return dbErr("invalidate code", res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return fosite.ErrInvalidatedAuthorizeCode
+	}
+	return nil
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return s.createToken(ctx, kindAccess, signature, "", req, s.expiryOf(req, fosite.AccessToken, accessTokenLifespan))
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage. Tokens of a
+// consent that is no longer authorized are inactive.
+func (s *fositeStore) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	row, err := s.getToken(ctx, kindAccess, signature)
+	if err != nil {
+		return nil, err
+	}
+	req, err := s.decodeRequest(ctx, row.RequestData, sess)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active || !s.consentLive(row, req) {
+		return nil, fosite.ErrInactiveToken
+	}
+	if s.expired(row) {
+		return nil, fosite.ErrTokenExpired
+	}
+	return req, nil
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	err := s.conn(ctx).Exec(`DELETE FROM oauth_tokens WHERE kind = ? AND signature_hash = ?`, kindAccess, hashKey(signature)).Error
+	return dbErr("delete access token", err)
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
+	return s.createToken(ctx, kindRefresh, signature, accessSignature, req, s.expiryOf(req, fosite.RefreshToken, refreshTokenLifespan))
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage. A rotated
+// (inactive) token comes back with its request AND fosite.ErrInactiveToken:
+// that is how fosite detects reuse and revokes the whole family. A token of
+// a consent that is no longer authorized is simply not found (invalid_grant),
+// with no reuse alarm: the grant is already over.
+func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	row, err := s.getToken(ctx, kindRefresh, signature)
+	if err != nil {
+		return nil, err
+	}
+	req, err := s.decodeRequest(ctx, row.RequestData, sess)
+	if err != nil {
+		return nil, err
+	}
+	if !s.consentLive(row, req) {
+		return nil, fosite.ErrNotFound.WithHint("The grant of this refresh token is no longer authorized.")
+	}
+	if !row.Active {
+		return req, fosite.ErrInactiveToken
+	}
+	if s.expired(row) {
+		return nil, fosite.ErrNotFound.WithHint("The refresh token expired.")
+	}
+	return req, nil
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	err := s.conn(ctx).Exec(`DELETE FROM oauth_tokens WHERE kind = ? AND signature_hash = ?`, kindRefresh, hashKey(signature)).Error
+	return dbErr("delete refresh token", err)
+}
+
+// RotateRefreshToken implements oauth2.RefreshTokenStorage: the used token
+// turns inactive, once. Losing the race to a concurrent rotation is a
+// serialization failure (the client may retry, and then trips reuse
+// detection if it really did use the token twice).
+func (s *fositeStore) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	res := s.conn(ctx).Exec(`UPDATE oauth_tokens SET active = ? WHERE kind = ? AND signature_hash = ? AND request_id = ? AND active`,
+		false, kindRefresh, hashKey(signature), requestID)
+	if res.Error != nil {
+		return dbErr("rotate refresh token", res.Error)
+	}
+	if res.RowsAffected == 1 {
+		return nil
+	}
+	var n int64
+	if err := s.conn(ctx).Raw(`SELECT count(*) FROM oauth_tokens WHERE kind = ? AND signature_hash = ?`,
+		kindRefresh, hashKey(signature)).Scan(&n).Error; err != nil {
+		return dbErr("rotate refresh token", err)
+	}
+	if n == 0 {
+		return fosite.ErrNotFound
+	}
+	return fosite.ErrSerializationFailure.WithHint("The refresh token was rotated by a concurrent request.")
+}
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage: every refresh
+// token of the grant turns inactive (kept, so a later use is recognised).
+func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	err := s.conn(ctx).Exec(`UPDATE oauth_tokens SET active = ? WHERE kind = ? AND request_id = ?`, false, kindRefresh, requestID).Error
+	return dbErr("revoke refresh tokens", err)
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage: every access
+// token of the grant is deleted.
+func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	err := s.conn(ctx).Exec(`DELETE FROM oauth_tokens WHERE kind = ? AND request_id = ?`, kindAccess, requestID).Error
+	return dbErr("revoke access tokens", err)
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *fositeStore) CreatePKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
+	return s.createToken(ctx, kindPKCE, signature, "", req, s.expiryOf(req, fosite.AuthorizeCode, authorizeCodeLifespan))
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage.
+func (s *fositeStore) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	row, err := s.getToken(ctx, kindPKCE, signature)
+	if err != nil {
+		return nil, err
+	}
+	return s.decodeRequest(ctx, row.RequestData, sess)
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	err := s.conn(ctx).Exec(`DELETE FROM oauth_tokens WHERE kind = ? AND signature_hash = ?`, kindPKCE, hashKey(signature)).Error
+	return dbErr("delete pkce", err)
+}
+
+// tokenOwner is who a token belongs to, whatever its state.
+type tokenOwner struct {
+	RequestID string
+	ClientID  string
+	Subject   string
+	Active    bool
+}
+
+// lookupToken finds a token's grant and client without judging it.
+func (s *fositeStore) lookupToken(ctx context.Context, kind, signature string) (*tokenOwner, error) {
+	var rows []tokenOwner
+	err := s.conn(ctx).Raw(`SELECT request_id, client_id, subject, active FROM oauth_tokens WHERE kind = ? AND signature_hash = ?`,
+		kind, hashKey(signature)).Scan(&rows).Error
+	if err != nil {
+		return nil, dbErr("lookup "+kind, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return &rows[0], nil
+}
+
+// revokeGrantTokens ends every code, access and refresh token of a grant.
+func (s *fositeStore) revokeGrantTokens(ctx context.Context, requestID string) error {
+	return s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE oauth_tokens SET active = ? WHERE request_id = ? AND kind IN (?, ?)`,
+			false, requestID, kindRefresh, kindCode).Error; err != nil {
+			return dbErr("revoke grant tokens", err)
+		}
+		return dbErr("revoke grant tokens", tx.Exec(`DELETE FROM oauth_tokens WHERE request_id = ? AND kind = ?`, requestID, kindAccess).Error)
+	})
+}

@@ -1,0 +1,146 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/url"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ory/fosite"
+
+	"github.com/consentgate/consentgate/internal/consent"
+)
+
+// handleToken is POST /oauth2/token: authorization_code (PKCE S256),
+// refresh_token (rotated on every use) and client_credentials. Errors are
+// RFC 6749 §5.2 JSON through fosite.
+func (p *Provider) handleToken(c *gin.Context) {
+	r := limitBody(c)
+	ctx := r.Context()
+	w := c.Writer
+	if err := r.ParseForm(); err != nil {
+		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
+		return
+	}
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
+	default:
+		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
+		return
+	}
+	// Note whose code or refresh token this is before fosite looks: on a
+	// replay fosite deletes and revokes, and reports only "invalid_grant".
+	prior, err := p.presentedGrant(ctx, r.PostForm.Get("grant_type"), r.PostForm)
+	if err != nil {
+		p.oauth.WriteAccessError(ctx, w, nil, p.serverError(ctx, "token: lookup", err))
+		return
+	}
+	ar, err := p.oauth.NewAccessRequest(ctx, r, &Session{})
+	if err != nil {
+		p.replayed(ctx, prior, r.PostForm.Get("grant_type"), err)
+		p.oauth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	sess, _ := ar.GetSession().(*Session)
+	if sess == nil {
+		p.oauth.WriteAccessError(ctx, w, ar, p.serverError(ctx, "token", errors.New("unexpected session type")))
+		return
+	}
+	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
+		// RFC 6749 §3.3: no scope asked means the client's registered ones.
+		scopes := ar.GetRequestedScopes()
+		if len(scopes) == 0 {
+			scopes = ar.GetClient().GetScopes()
+		}
+		for _, s := range scopes {
+			ar.GrantScope(s)
+		}
+	} else if err := p.checkGrantLive(ctx, ar, sess); err != nil {
+		p.oauth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	if err != nil {
+		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			// Lost the race for the code to a concurrent redemption, which
+			// has committed by now: a replay, so end what it issued.
+			p.revokeReplayed(ctx, ar.GetID(), ar.GetClient().GetID(), sess.Subject, "code_replay")
+			err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+		}
+		p.oauth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	ev := Event{Type: EventTokenIssued, ClientID: ar.GetClient().GetID(), CustomerID: sess.Subject,
+		GrantID: sess.GrantID, Purpose: sess.Purpose, Scopes: ar.GetGrantedScopes()}
+	if sess.GrantID != "" {
+		resp.SetExtra("grant_id", sess.GrantID)
+	}
+	if ar.GetGrantTypes().ExactOne(GrantRefreshToken) {
+		ev.Type = EventTokenRefreshed
+	}
+	p.emit(ctx, ev)
+	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// checkGrantLive refuses codes and refresh tokens whose consent is no
+// longer authorized, and caps every new token at the consent's expiry.
+func (p *Provider) checkGrantLive(ctx context.Context, ar fosite.AccessRequester, sess *Session) error {
+	cons, err := p.consents.Get(ctx, ar.GetID())
+	if errors.Is(err, consent.ErrNotFound) {
+		return fosite.ErrInvalidGrant.WithHint("The grant does not exist.")
+	} else if err != nil {
+		return p.serverError(ctx, "token: load consent", err)
+	}
+	if !cons.Active(p.now()) || cons.ClientID != ar.GetClient().GetID() || cons.ExpiresAt == nil {
+		return fosite.ErrInvalidGrant.WithHint("The grant is no longer authorized.")
+	}
+	// fosite stamps and checks lifetimes on the wall clock: cap in its terms.
+	sess.capExpiry(cons.ExpiresAt.Add(-clockSkew(p.now)))
+	return nil
+}
+
+// presentedGrant looks up the grant of the code or refresh token in a token
+// request, if it is one this server issued.
+func (p *Provider) presentedGrant(ctx context.Context, grantType string, form url.Values) (*tokenOwner, error) {
+	get := form.Get
+	switch grantType {
+	case GrantRefreshToken:
+		if t := get("refresh_token"); t != "" {
+			return p.store.lookupToken(ctx, kindRefresh, p.strategy.RefreshTokenSignature(ctx, t))
+		}
+	case GrantAuthorizationCode:
+		if t := get("code"); t != "" {
+			return p.store.lookupToken(ctx, kindCode, p.strategy.AuthorizeCodeSignature(ctx, t))
+		}
+	}
+	return nil, nil
+}
+
+// replayed reacts to a failed token request that presented a used code or
+// refresh token. fosite has already revoked the grant's tokens; a reused
+// refresh token also ends the grant itself (SPEC §2).
+func (p *Provider) replayed(ctx context.Context, prior *tokenOwner, grantType string, err error) {
+	if prior == nil || prior.Active {
+		return
+	}
+	switch {
+	case grantType == GrantRefreshToken && errors.Is(err, fosite.ErrInactiveToken):
+		p.log.WarnContext(ctx, "oauth: refresh token reuse; grant revoked", "grant_id", prior.RequestID, "client_id", prior.ClientID)
+		if rerr := p.endGrant(ctx, prior.RequestID, prior.ClientID, prior.Subject, "reuse_detected"); rerr != nil {
+			p.log.ErrorContext(ctx, "oauth: revoke reused grant", "grant_id", prior.RequestID, "error", rerr)
+		}
+	case grantType == GrantAuthorizationCode && errors.Is(err, fosite.ErrInvalidGrant):
+		p.log.WarnContext(ctx, "oauth: authorization code replay; tokens revoked", "grant_id", prior.RequestID, "client_id", prior.ClientID)
+		p.emit(ctx, Event{Type: EventTokenRevoked, Reason: "code_replay", ClientID: prior.ClientID,
+			CustomerID: prior.Subject, GrantID: prior.RequestID})
+	}
+}
+
+// revokeReplayed ends every token of a grant after a code replay.
+func (p *Provider) revokeReplayed(ctx context.Context, grantID, clientID, customerID, reason string) {
+	if err := p.store.revokeGrantTokens(ctx, grantID); err != nil {
+		p.log.ErrorContext(ctx, "oauth: revoke after replay", "grant_id", grantID, "error", err)
+		return
+	}
+	p.emit(ctx, Event{Type: EventTokenRevoked, Reason: reason, ClientID: clientID, CustomerID: customerID, GrantID: grantID})
+}
