@@ -1,0 +1,263 @@
+// Package server assembles consentgate: it opens the database, runs the
+// migrations, builds the domain services and mounts the authorization
+// server, the data API, the customer pages and the operational endpoints on
+// one gin router. It owns no business rule: everything it wires is defined
+// in the domain packages.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/config"
+	"github.com/consentgate/consentgate/internal/consent"
+	"github.com/consentgate/consentgate/internal/demo"
+	"github.com/consentgate/consentgate/internal/httpapi"
+	"github.com/consentgate/consentgate/internal/identity"
+	"github.com/consentgate/consentgate/internal/oauth"
+	"github.com/consentgate/consentgate/internal/purpose"
+	"github.com/consentgate/consentgate/internal/store"
+	"github.com/consentgate/consentgate/internal/web"
+)
+
+// Server is one consentgate node.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	db       *store.DB
+	now      func() time.Time
+	handler  http.Handler
+	provider *oauth.Provider
+	consents consent.Store
+	identity *identity.Service
+	stop     context.CancelFunc
+	bg       chan struct{}
+}
+
+// Options are the test seams of New.
+type Options struct {
+	// Now replaces the clock (tests of expiry); nil means time.Now.
+	Now func() time.Time
+	// DB reuses an open database instead of opening cfg.DatabaseURL.
+	DB *store.DB
+}
+
+// New opens the database, migrates it, seeds the demo when asked and builds
+// the HTTP handler. Close releases it.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	now := opts.Now
+	if now == nil {
+		now = func() time.Time { return time.Now().UTC() }
+	}
+	db := opts.DB
+	if db == nil {
+		var err error
+		if db, err = store.Open(cfg.DatabaseURL, store.Options{}); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{cfg: cfg, log: log, db: db, now: now}
+	if err := s.init(ctx); err != nil {
+		if opts.DB == nil {
+			db.Close()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) init(ctx context.Context) error {
+	if err := s.db.Migrate(ctx, s.log); err != nil {
+		return err
+	}
+	secret := s.cfg.Secret
+	if secret == nil {
+		var err error
+		if secret, err = demoSecret(ctx, s.db); err != nil {
+			return err
+		}
+		s.log.Warn("demo mode: using a generated secret stored in the database; set CONSENTGATE_SECRET in production")
+	}
+	purposes, err := LoadPurposes(s.cfg.PurposePolicyFile)
+	if err != nil {
+		return err
+	}
+
+	s.consents = consent.NewSQLStore(s.db)
+	accountStore := accounts.NewSQLStore(s.db)
+	ident := identity.NewService(s.db, s.now)
+	s.identity = ident
+	provider, err := oauth.New(oauth.Deps{
+		DB: s.db, Consents: s.consents, Purposes: purposes, Issuer: s.cfg.Issuer, Secret: secret,
+		Logger: s.log, Now: s.now,
+	})
+	if err != nil {
+		return err
+	}
+	s.provider = provider
+
+	if s.cfg.Demo {
+		created, err := demo.SeedFixtures(ctx, demo.Deps{
+			Accounts: accountStore, Identity: ident, Clients: demoClients{provider}, Now: s.now, Logger: s.log,
+		})
+		if err != nil {
+			return fmt.Errorf("demo fixtures: %w", err)
+		}
+		if created {
+			s.log.Info("demo fixtures seeded: customers alice and bob, clients demo-pfm, demo-auditor, demo-provider")
+		} else {
+			s.log.Info("demo fixtures already present")
+		}
+	}
+
+	issuer, _ := url.Parse(s.cfg.Issuer)
+	pages, err := web.New(web.Deps{
+		Identity: ident, Authorizer: webAuthorizer{provider}, Accounts: accountStore, Purposes: purposes,
+		Secure: issuer.Scheme == "https", Logger: s.log, Now: s.now,
+	})
+	if err != nil {
+		return err
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.ContextWithFallback = true
+	// No proxy is trusted unless configured: X-Forwarded-For from anyone
+	// would let a client pick the IP that login throttling counts.
+	if err := r.SetTrustedProxies(nil); err != nil {
+		return err
+	}
+	m := newMetrics()
+	r.Use(m.middleware)
+	r.Use(httpapi.Middleware(s.log)...)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", m.handler())
+	provider.Register(r)
+	httpapi.RegisterData(r, httpapi.Deps{
+		Accounts: accountStore, Auth: dataAuthenticator{provider}, Purposes: purposes, Logger: s.log, Now: s.now,
+	})
+	pages.Register(r)
+	s.handler = r
+
+	bgCtx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.bg = make(chan struct{})
+	go s.sweep(bgCtx)
+	return nil
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		s.log.Warn("readiness: database unreachable", "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "database": "unreachable"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "database": string(s.db.Dialect)})
+}
+
+// sweep marks consents past their expiry as expired and prunes dead login
+// sessions. Requests never depend on it (a consent is inactive from the
+// instant it expires); it keeps the recorded status and the audit trail true.
+func (s *Server) sweep(ctx context.Context) {
+	defer close(s.bg)
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if due, err := s.consents.ExpireDue(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("consent expiry sweep failed", "err", err)
+		} else {
+			for _, c := range due {
+				s.log.Info("consent expired", "grant_id", c.ID, "client_id", c.ClientID)
+			}
+		}
+		if err := s.identity.Prune(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("session prune failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Handler is the node's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// DB is the node's database.
+func (s *Server) DB() *store.DB { return s.db }
+
+// Provider is the node's authorization server.
+func (s *Server) Provider() *oauth.Provider { return s.provider }
+
+// Close stops background work and closes the database.
+func (s *Server) Close() error {
+	if s.stop != nil {
+		s.stop()
+		<-s.bg
+	}
+	return s.db.Close()
+}
+
+// HTTPServer wraps the handler with timeouts that keep slow or hostile
+// clients from holding connections (slowloris) or memory.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Addr:              s.cfg.Addr,
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute, // audit exports stream for a while
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+}
+
+// Serve answers on l until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := s.HTTPServer()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// LoadPurposes returns the purpose policy: the built-in SPEC §4 table, or
+// the file's when path is set (validated; a bad file refuses to start).
+func LoadPurposes(path string) (*purpose.Table, error) {
+	if path == "" {
+		return purpose.Default(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("purpose policy: %w", err)
+	}
+	defer f.Close()
+	return purpose.Load(f)
+}
