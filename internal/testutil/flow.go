@@ -10,10 +10,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"golang.org/x/net/html"
+
+	"github.com/consentgate/consentgate/internal/httpapi/openapitest"
 )
 
 // The demo app of SPEC §9.
@@ -37,13 +41,14 @@ func (r *Response) JSON(t testing.TB, v any) {
 	}
 }
 
-// Do sends req without following redirects and reads the whole body.
+// Do sends req without following redirects and reads the whole body. Every
+// answer from the server is checked against openapi.yaml.
 func (s *Server) Do(t testing.TB, req *http.Request) *Response {
 	t.Helper()
-	return do(t, s.client, req)
+	return s.do(t, s.client, req)
 }
 
-func do(t testing.TB, c *http.Client, req *http.Request) *Response {
+func (s *Server) do(t testing.TB, c *http.Client, req *http.Request) *Response {
 	t.Helper()
 	resp, err := c.Do(req)
 	if err != nil {
@@ -54,7 +59,20 @@ func do(t testing.TB, c *http.Client, req *http.Request) *Response {
 	if err != nil {
 		t.Fatalf("%s %s: read: %v", req.Method, req.URL, err)
 	}
+	if strings.HasPrefix(req.URL.String(), s.URL+"/") {
+		Spec(t).Check(t, req, resp.StatusCode, resp.Header, b)
+	}
 	return &Response{Response: resp, Body: b}
+}
+
+// Spec is the validator of the repository's openapi.yaml.
+func Spec(t testing.TB) *openapitest.V {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("testutil: cannot locate openapi.yaml")
+	}
+	return openapitest.Validator(t, filepath.Join(filepath.Dir(file), "..", "..", "openapi.yaml"))
 }
 
 // NewRequest builds a request to the server (path relative to its URL).
@@ -122,7 +140,7 @@ func (b *Browser) Get(t testing.TB, u string) *Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return do(t, b.c, req)
+	return b.s.do(t, b.c, req)
 }
 
 // Post submits a form to a server-relative path.
@@ -130,7 +148,7 @@ func (b *Browser) Post(t testing.TB, path string, form url.Values) *Response {
 	t.Helper()
 	req := b.s.NewRequest(t, http.MethodPost, path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return do(t, b.c, req)
+	return b.s.do(t, b.c, req)
 }
 
 // Form is what a page's <form> would submit: its hidden inputs and the
