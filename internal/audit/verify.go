@@ -1,0 +1,227 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/consentgate/consentgate/internal/store"
+)
+
+// Head is the last link of the chain.
+type Head struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// Report is the outcome of Verify, shaped like GET /v1/audit/verify.
+type Report struct {
+	Valid bool `json:"valid"`
+	// Events is the number of events verified: the whole log when Valid,
+	// the intact prefix before FirstInvalidSeq otherwise.
+	Events int64 `json:"events"`
+	// Head is the last verified link (the chain head when Valid).
+	Head Head `json:"head"`
+	// FirstInvalidSeq is the first seq at which the log is not what was
+	// written: a changed, missing, inserted or moved event, or a checkpoint
+	// that does not vouch for the chain. Nil when Valid.
+	FirstInvalidSeq *int64 `json:"first_invalid_seq,omitempty"`
+	// Reason says what is wrong at FirstInvalidSeq.
+	Reason string `json:"reason,omitempty"`
+	// Checkpoints is the number of signed checkpoints checked.
+	Checkpoints int `json:"checkpoints"`
+}
+
+// Summary is a one-line account of the report for the CLI.
+func (r Report) Summary() string {
+	if r.Valid {
+		return fmt.Sprintf("audit log valid: %d events, head seq %d hash %s, %d signed checkpoints verified",
+			r.Events, r.Head.Seq, r.Head.Hash, r.Checkpoints)
+	}
+	seq := int64(0)
+	if r.FirstInvalidSeq != nil {
+		seq = *r.FirstInvalidSeq
+	}
+	return fmt.Sprintf("audit log INVALID at seq %d: %s (%d events verified before it)", seq, r.Reason, r.Events)
+}
+
+// Verify re-reads the whole log in seq order, in constant memory, and checks
+// that seqs run 1, 2, 3… without gaps, that each prev_hash is the previous
+// event's hash, that each hash is SHA-256(prev_hash ‖ canonical event), that
+// each checkpoint is signed by a key of keys over the chain's hash at its seq,
+// that the head row agrees with the last event, and that nothing lies beyond
+// the head. Tampering makes the report invalid; an error means the check
+// could not run (database unreachable).
+//
+// Events appended while Verify runs are not covered: it checks the log up to
+// the head it read when it started.
+func Verify(ctx context.Context, db *store.DB, keys *jose.JSONWebKeySet) (Report, error) {
+	if keys == nil {
+		return Report{}, errNoKeys
+	}
+	// The highest checkpoint is read before the head: a checkpoint only ever
+	// signs a committed head, so one beyond the head read next means events
+	// at the end of the log were removed.
+	var maxCheckpoint int64
+	if err := db.WithContext(ctx).Raw(`SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints`).Row().Scan(&maxCheckpoint); err != nil {
+		return Report{}, fmt.Errorf("audit.Verify: %w", err)
+	}
+	head, err := readHead(ctx, db)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit.Verify: %w", err)
+	}
+	v := verifier{db: db, keys: keys, cps: checkpointIter{db: db, to: head.Seq}}
+	if err := v.events(ctx, chainHead{Hash: GenesisHash}, head.Seq); err != nil {
+		return Report{}, fmt.Errorf("audit.Verify: %w", err)
+	}
+	v.rep.Head = Head(v.prev)
+	if !v.rep.Valid {
+		return v.rep, nil
+	}
+	switch {
+	case v.prev.Seq != head.Seq:
+		v.fail(v.prev.Seq+1, fmt.Sprintf("the log ends at seq %d but its head row says %d: events were removed", v.prev.Seq, head.Seq))
+	case v.prev.Hash != head.Hash:
+		v.fail(head.Seq, "the head row's hash differs from the last event's")
+	case maxCheckpoint > head.Seq:
+		v.fail(head.Seq+1, fmt.Sprintf("a checkpoint signs seq %d, beyond the end of the log (seq %d): events were removed", maxCheckpoint, head.Seq))
+	default:
+		// One statement, one snapshot: rows a writer commits meanwhile come
+		// with their head move, so only rows written around the writer show.
+		var orphan sql.NullInt64
+		if err := db.WithContext(ctx).Raw(`SELECT MIN(e.seq) FROM audit_events e JOIN audit_head h ON h.id = 1 WHERE e.seq > h.seq`).
+			Row().Scan(&orphan); err != nil {
+			return Report{}, fmt.Errorf("audit.Verify: %w", err)
+		}
+		if orphan.Valid {
+			v.fail(orphan.Int64, "event lies beyond the chain head: it was inserted around the writer")
+		}
+	}
+	return v.rep, nil
+}
+
+// verifier walks the chain; it is shared by Verify and by the Checkpointer,
+// which verifies the events since the last checkpoint before signing.
+type verifier struct {
+	db   *store.DB
+	keys *jose.JSONWebKeySet // nil: checkpoints are not checked
+	cps  checkpointIter
+	h    hasher
+	rep  Report
+	prev chainHead
+}
+
+func (v *verifier) fail(seq int64, reason string) {
+	v.rep.Valid = false
+	v.rep.FirstInvalidSeq = &seq
+	v.rep.Reason = reason
+}
+
+// events verifies the events after from up to seq to, stopping at the first
+// bad one. v.prev ends as the last good link.
+func (v *verifier) events(ctx context.Context, from chainHead, to int64) error {
+	v.prev, v.rep.Valid = from, true
+	rows, err := v.db.WithContext(ctx).Raw(`SELECT `+eventColumns+` FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq`,
+		from.Seq, to).Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var ev Event
+	for rows.Next() {
+		scopes, err := scanEvent(rows, &ev)
+		if err != nil {
+			return err
+		}
+		if want := v.prev.Seq + 1; ev.Seq != want {
+			v.fail(want, fmt.Sprintf("seq %d is missing (the next event is seq %d)", want, ev.Seq))
+			return nil
+		}
+		if ev.PrevHash != v.prev.Hash {
+			v.fail(ev.Seq, fmt.Sprintf("prev_hash does not link to the hash of seq %d", v.prev.Seq))
+			return nil
+		}
+		sum, err := v.h.hash(v.prev.Hash, &ev, scopes)
+		if err != nil {
+			return err
+		}
+		if sum != ev.Hash {
+			v.fail(ev.Seq, "hash does not match the event's content")
+			return nil
+		}
+		v.prev = chainHead{Seq: ev.Seq, Hash: ev.Hash}
+		v.rep.Events++
+		if v.keys != nil {
+			if ok, err := v.checkpointsUpTo(ctx, ev.Seq, ev.Hash); err != nil || !ok {
+				return err
+			}
+		}
+	}
+	return rows.Err()
+}
+
+// checkpointsUpTo checks every not yet seen checkpoint with seq ≤ seq
+// against the chain hash at seq. It reports false after recording a failure.
+func (v *verifier) checkpointsUpTo(ctx context.Context, seq int64, hash string) (bool, error) {
+	for {
+		cp, err := v.cps.peek(ctx)
+		if err != nil || cp == nil || cp.Seq > seq {
+			return err == nil, err
+		}
+		v.cps.pop()
+		if cp.Seq < seq { // an event at cp.Seq would have been seen: it does not exist
+			v.fail(cp.Seq, fmt.Sprintf("checkpoint at seq %d names no event", cp.Seq))
+			return false, nil
+		}
+		if reason := checkCheckpoint(cp, hash, v.keys); reason != "" {
+			v.fail(seq, fmt.Sprintf("checkpoint at seq %d: %s", seq, reason))
+			return false, nil
+		}
+		v.rep.Checkpoints++
+	}
+}
+
+// checkpointIter reads checkpoints up to seq to in keyset batches, so that
+// Verify needs no second open cursor and stays in constant memory.
+type checkpointIter struct {
+	db    *store.DB
+	to    int64
+	after int64
+	buf   []*Checkpoint
+	done  bool
+}
+
+const checkpointBatch = 256
+
+func (it *checkpointIter) peek(ctx context.Context) (*Checkpoint, error) {
+	if len(it.buf) == 0 && !it.done {
+		rows, err := it.db.WithContext(ctx).Raw(`SELECT `+checkpointColumns+` FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+			it.after, it.to, checkpointBatch).Rows()
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			cp, err := scanCheckpoint(rows)
+			if err != nil {
+				return nil, err
+			}
+			it.buf = append(it.buf, cp)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		it.done = len(it.buf) < checkpointBatch
+		if n := len(it.buf); n > 0 {
+			it.after = it.buf[n-1].Seq
+		}
+	}
+	if len(it.buf) == 0 {
+		return nil, nil
+	}
+	return it.buf[0], nil
+}
+
+func (it *checkpointIter) pop() { it.buf = it.buf[1:] }

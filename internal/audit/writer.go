@@ -1,0 +1,247 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/consentgate/consentgate/internal/apperr"
+	"github.com/consentgate/consentgate/internal/store"
+)
+
+// WriterOptions tune group commit.
+type WriterOptions struct {
+	// MaxBatch bounds the events committed in one transaction (default 256,
+	// at most 1000).
+	MaxBatch int
+	// MaxDelay is how long a batch waits for more events after its first one
+	// (default 0: take whatever is queued at that moment and commit at once).
+	// Batches form by themselves under load: events that arrive while one
+	// batch commits make up the next.
+	MaxDelay time.Duration
+	// Timeout bounds one batch transaction, lock wait included (default 5s).
+	Timeout time.Duration
+	// Logger receives failed batches (default slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock for events without OccurredAt (default time.Now).
+	Now func() time.Time
+}
+
+// Writer appends events to the chain with group commit: one goroutine takes
+// every queued event, appends them in one transaction, and releases each
+// waiting Append when that transaction commits. Durability costs one commit
+// per batch, not one per request. Safe for concurrent use; any number of
+// Writers, in one process or on many nodes, may share one database.
+type Writer struct {
+	db   *store.DB
+	opts WriterOptions
+
+	mu     sync.RWMutex // held shared while sending, exclusively by Close
+	closed bool
+	reqs   chan *request
+	done   chan struct{}
+
+	events, batches, failed atomic.Int64
+}
+
+// WriterStats count a writer's work since it started.
+type WriterStats struct {
+	Events  int64 // events committed
+	Batches int64 // transactions committed; Events/Batches is the mean batch size
+	Failed  int64 // events whose batch failed
+}
+
+// Stats returns the writer's counters (for metrics and benchmarks).
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{Events: w.events.Load(), Batches: w.batches.Load(), Failed: w.failed.Load()}
+}
+
+var _ Recorder = (*Writer)(nil)
+
+type request struct {
+	ctx context.Context
+	ev  Event
+	res chan result // buffered: the committer never blocks on a waiter
+}
+
+type result struct {
+	ev  Event
+	err error
+}
+
+var errClosed = errors.New("audit writer closed")
+
+// NewWriter starts a writer on db; Close stops it.
+func NewWriter(db *store.DB, opts WriterOptions) *Writer {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	opts.MaxBatch = min(opts.MaxBatch, 1000)
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	w := &Writer{db: db, opts: opts, reqs: make(chan *request, 4*opts.MaxBatch), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// Append records ev and returns it as committed, with Seq, EventID, PrevHash
+// and Hash set. It blocks until the batch holding ev commits. Any error other
+// than an invalid event wraps ErrUnavailable (an *apperr.E with code
+// audit_unavailable): the event may not be in the log, and the caller must
+// not serve the data it guards. If ctx ends first, Append returns such an
+// error even though the event may still commit later: a log entry for a
+// response that was never sent is the safe side of the race.
+func (w *Writer) Append(ctx context.Context, ev Event) (Event, error) {
+	ev, err := normalize(ev, w.opts.Now())
+	if err != nil {
+		return Event{}, err
+	}
+	ev.EventID = uuid.NewString()
+	r := &request{ctx: ctx, ev: ev, res: make(chan result, 1)}
+
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return Event{}, unavailable(errClosed)
+	}
+	select {
+	case w.reqs <- r:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return Event{}, unavailable(ctx.Err())
+	}
+
+	select {
+	case res := <-r.res:
+		return res.ev, res.err
+	case <-ctx.Done():
+		return Event{}, unavailable(ctx.Err())
+	}
+}
+
+// Record implements Recorder.
+func (w *Writer) Record(ctx context.Context, ev Event) (Event, error) { return w.Append(ctx, ev) }
+
+// Close stops accepting events, commits the ones already queued, and returns
+// when the writer goroutine has finished.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.reqs)
+	}
+	w.mu.Unlock()
+	<-w.done
+	return nil
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]*request, 0, w.opts.MaxBatch)
+	for first := range w.reqs {
+		batch = w.collect(append(batch[:0], first))
+		w.commit(batch)
+		clear(batch) // let finished requests be collected
+	}
+}
+
+// collect adds queued requests to batch until it is full, the queue is empty
+// and MaxDelay (if any) has passed, or the writer is closing.
+func (w *Writer) collect(batch []*request) []*request {
+	var deadline <-chan time.Time
+	if w.opts.MaxDelay > 0 {
+		t := time.NewTimer(w.opts.MaxDelay)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for len(batch) < w.opts.MaxBatch {
+		select {
+		case r, ok := <-w.reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+			continue
+		default:
+		}
+		if deadline == nil {
+			return batch
+		}
+		select {
+		case r, ok := <-w.reqs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-deadline:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit appends the batch in one transaction and answers every waiter:
+// all succeed with their committed event, or all fail. A failed batch is not
+// retried piecemeal, which could reorder it against a later batch.
+func (w *Writer) commit(batch []*request) {
+	// Events whose caller already gave up are left out: that caller has
+	// answered 503, so the log must not claim the access happened.
+	live := make([]*request, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.res <- result{err: unavailable(err)}
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	evs := make([]Event, len(live))
+	for i, r := range live {
+		evs[i] = r.ev
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+	defer cancel()
+	err := w.db.Tx(ctx, func(tx *gorm.DB) error { return appendBatch(tx, w.db.Dialect, evs) })
+	if err != nil {
+		w.failed.Add(int64(len(live)))
+		w.opts.Logger.Error("audit batch not committed", "events", len(live), "err", err)
+		err = unavailable(err)
+	} else {
+		w.events.Add(int64(len(live)))
+		w.batches.Add(1)
+	}
+	for i, r := range live {
+		if err != nil {
+			r.res <- result{err: err}
+		} else {
+			r.res <- result{ev: evs[i]}
+		}
+	}
+}
+
+// unavailable wraps cause as the audit_unavailable error callers answer 503
+// with; errors.Is finds both ErrUnavailable and cause in it.
+func unavailable(cause error) error {
+	return &apperr.E{
+		Code: apperr.AuditUnavailable,
+		Msg:  "The audit log could not record this request, so no data was returned. Retry later.",
+		Err:  fmt.Errorf("%w: %w", ErrUnavailable, cause),
+	}
+}
