@@ -130,6 +130,9 @@ func (s *Server) NewBrowser() *Browser {
 	return &Browser{s: s, c: &http.Client{Jar: jar, CheckRedirect: noRedirects, Timeout: s.client.Timeout}}
 }
 
+// Cookies returns the browser's cookies for u.
+func (b *Browser) Cookies(u *url.URL) []*http.Cookie { return b.c.Jar.Cookies(u) }
+
 // Get fetches an absolute or server-relative URL.
 func (b *Browser) Get(t testing.TB, u string) *Response {
 	t.Helper()
