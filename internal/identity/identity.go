@@ -179,12 +179,14 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 		}
 	}
 	h := s.dummy()
+	// A customer without a usable password (created by a data provider, or
+	// locked with "!") cannot log in; they are answered exactly like an
+	// unknown username: same hash cost, same error, same throttling.
+	usable := false
 	if len(rows) == 1 {
-		parsed, err := parsePHC(rows[0].PasswordHash)
-		if err != nil {
-			return nil, fmt.Errorf("identity.Authenticate: customer %s: %w", rows[0].ID, err)
+		if parsed, err := parsePHC(rows[0].PasswordHash); err == nil {
+			h, usable = parsed, true
 		}
-		h = parsed
 	}
 	ok := false
 	if len(password) <= maxPasswordLen {
@@ -192,7 +194,7 @@ func (s *Service) Authenticate(ctx context.Context, username, password, clientIP
 			return nil, fmt.Errorf("identity.Authenticate: %w", err)
 		}
 	}
-	if !ok || len(rows) != 1 {
+	if !ok || !usable {
 		if err := s.recordFailure(ctx, keys); err != nil {
 			return nil, err
 		}

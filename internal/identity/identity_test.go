@@ -105,6 +105,26 @@ func TestAuthenticate(t *testing.T) {
 	})
 }
 
+// A customer without a usable password (a provider-created customer has the
+// hash "!") is refused like an unknown username, never with an error.
+func TestAuthenticateUnusableHash(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := newService(t, db)
+		for _, h := range []string{"!", "", "$argon2id$v=19$garbage"} {
+			if err := db.Exec(`INSERT INTO customers (id, username, password_hash, display_name, created_at) VALUES (?, ?, ?, 'P', 0)`,
+				"cus_p"+fmt.Sprint(len(h)), "bank:p"+fmt.Sprint(len(h)), h).Error; err != nil {
+				t.Fatal(err)
+			}
+			for _, pw := range []string{"", "!", h} {
+				if _, err := s.Authenticate(ctx, "bank:p"+fmt.Sprint(len(h)), pw, "192.0.2.9"); !errors.Is(err, ErrInvalidCredentials) {
+					t.Errorf("hash %q, password %q: err = %v, want ErrInvalidCredentials", h, pw, err)
+				}
+			}
+		}
+	})
+}
+
 // An unknown username must cost a password hash too; otherwise the answer
 // time tells an attacker which usernames exist. Minimums of a few runs keep
 // this stable on a busy machine: without the dummy hash the ratio is ~0.02.
