@@ -28,6 +28,10 @@ const (
 	PayloadTooLarge       Code = "payload_too_large"
 	Unavailable           Code = "service_unavailable"
 	Internal              Code = "internal_error"
+	// InvalidRecords refuses a provider batch; the problem lists the records.
+	InvalidRecords Code = "invalid_records"
+	// ProviderNotRegistered refuses a client that is no institution's data provider.
+	ProviderNotRegistered Code = "provider_not_registered"
 )
 
 // E is an error with a code, a message safe to show, and a private cause.
@@ -80,6 +84,8 @@ var statuses = map[Code]int{
 	PayloadTooLarge:       http.StatusRequestEntityTooLarge,
 	Unavailable:           http.StatusServiceUnavailable,
 	Internal:              http.StatusInternalServerError,
+	InvalidRecords:        http.StatusUnprocessableEntity,
+	ProviderNotRegistered: http.StatusForbidden,
 }
 
 var titles = map[Code]string{
@@ -97,6 +103,8 @@ var titles = map[Code]string{
 	PayloadTooLarge:       "Payload too large",
 	Unavailable:           "Service unavailable",
 	Internal:              "Internal server error",
+	InvalidRecords:        "Invalid records",
+	ProviderNotRegistered: "Provider not registered",
 }
 
 // Status maps a code to its HTTP status.

@@ -1,0 +1,85 @@
+package webhook
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// seedLabel derives the webhook key from the server secret. Every node holds
+// the same secret and so signs with the same key; it is a different key from
+// the audit checkpoint key, so a signature of one kind can never pass for the
+// other even before the typ header is checked.
+const seedLabel = "consentgate webhook signing v1"
+
+// SignatureType is the JWS "typ" header of a webhook signature.
+const SignatureType = "webhook+jwt"
+
+// SignatureHeader is the HTTP header carrying the compact JWS.
+const SignatureHeader = "X-Consentgate-Signature"
+
+// Claims is the payload of a delivery's signature. The body itself is not
+// in the JWS: its SHA-256 is, so receivers verify the bytes they received.
+type Claims struct {
+	Issuer     string `json:"iss"`         // the server's issuer URL
+	Audience   string `json:"aud"`         // the client_id the delivery is for
+	IssuedAt   int64  `json:"iat"`         // unix seconds of this attempt
+	ID         string `json:"jti"`         // the delivery id, the same on every retry
+	Event      string `json:"event"`       // consent.revoked | consent.expiring
+	BodySHA256 string `json:"body_sha256"` // base64url (no padding) SHA-256 of the body
+}
+
+// Signer signs deliveries with an Ed25519 key derived from the server secret.
+type Signer struct {
+	public jose.JSONWebKey
+	signer jose.Signer
+}
+
+// NewSigner derives the webhook key: the Ed25519 seed is
+// HMAC-SHA256(secret, "consentgate webhook signing v1"); the key id is the
+// key's RFC 7638 thumbprint (SHA-256, base64url).
+func NewSigner(secret []byte) *Signer {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(seedLabel))
+	priv := ed25519.NewKeyFromSeed(mac.Sum(nil))
+	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: string(jose.EdDSA), Use: "sig"}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil { // an Ed25519 public key always has a thumbprint
+		panic(fmt.Sprintf("webhook: thumbprint: %v", err))
+	}
+	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: priv, KeyID: pub.KeyID}},
+		(&jose.SignerOptions{}).WithType(SignatureType))
+	if err != nil { // only fails for unsupported key types
+		panic(fmt.Sprintf("webhook: signer: %v", err))
+	}
+	return &Signer{public: pub, signer: signer}
+}
+
+// PublicJWK is the verification key, for the JWKS served at jwks_uri.
+func (s *Signer) PublicJWK() jose.JSONWebKey { return s.public }
+
+// Sign returns the compact JWS of c.
+func (s *Signer) Sign(c Claims) (string, error) {
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("webhook: sign: %w", err)
+	}
+	jws, err := s.signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("webhook: sign: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// BodyHash is the body_sha256 claim of body.
+func BodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
