@@ -17,6 +17,11 @@ test:
 test-sqlite:
 	$(GO) test -count=1 $(PKGS)
 
+## bench: what "no audit, no data" costs: the same reads with the durable audit write and without, side by side
+## in one run, on SQLite and PostgreSQL (prints req/s of each, their ratio, events/s appended and verified)
+bench:
+	./scripts/with-postgres $(GO) test -run '^$$' -bench AuditGate -benchtime 1x -count 1 -timeout 10m ./internal/server/
+
 ## build: the consentgate binary in bin/
 build:
 	$(GO) build -o $(BIN) ./cmd/consentgate

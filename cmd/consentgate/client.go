@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/consentgate/consentgate/internal/config"
+	"github.com/consentgate/consentgate/internal/ingest"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/server"
 )
@@ -40,6 +41,8 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	fs.Var(&grants, "grant-type", "authorization_code or client_credentials (repeatable; default authorization_code)")
 	authMethod := fs.String("auth-method", "client_secret_basic", "client_secret_basic or private_key_jwt")
 	jwksFile := fs.String("jwks-file", "", "JWKS file with the client's public keys (private_key_jwt)")
+	jwksURI := fs.String("jwks-uri", "", "https URL of the client's JWKS (private_key_jwt), instead of --jwks-file")
+	institution := fs.String("institution", "", "institution a provider:write client feeds (data providers)")
 	dpop := fs.Bool("dpop", false, "require DPoP sender-constrained tokens")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -48,7 +51,7 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return errors.New("--name is required")
 	}
 	spec := oauth.ClientSpec{ID: *id, Name: *name, RedirectURIs: redirects, Scopes: scopes, Purposes: purposes,
-		GrantTypes: grants, AuthMethod: *authMethod, DPoP: *dpop}
+		GrantTypes: grants, AuthMethod: *authMethod, DPoP: *dpop, JWKSURI: *jwksURI}
 	if len(spec.GrantTypes) == 0 {
 		spec.GrantTypes = []string{"authorization_code"}
 	}
@@ -67,6 +70,11 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	clientID, secret, err := tools.Provider.CreateClient(ctx, spec)
 	if err != nil {
 		return err
+	}
+	if *institution != "" {
+		if err := ingest.NewService(tools.DB, nil).RegisterClient(ctx, clientID, *institution); err != nil {
+			return err
+		}
 	}
 	out := map[string]string{"client_id": clientID}
 	if secret != "" {

@@ -19,8 +19,14 @@ Usage:
   consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE]
   consentgate migrate [--db URL]
   consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]…
-                            [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F] [--dpop] [--id ID]
+                            [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop]
+                            [--id ID] [--institution ID (provider:write clients)]
   consentgate demo seed [--db URL] [--customers N] [--transactions-per-account N] [--seed S]
+  consentgate import [--db URL] --format jsonl|csv --institution ID FILE|-
+  consentgate audit verify [--db URL] [--json]
+  consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [--customer-id ID] [--client-id ID]
+                           [--grant-id ID] [--type T] [--outcome allowed|denied] [--since T] [--until T]
+  consentgate webhook set --client-id ID --url URL | remove --client-id ID | deliveries [--client-id ID] [--limit N]
 
 Environment: CONSENTGATE_ADDR, CONSENTGATE_DATABASE_URL, CONSENTGATE_ISSUER,
 CONSENTGATE_SECRET (≥ 32 bytes; required unless --demo).
@@ -33,6 +39,9 @@ var commands = map[string]command{
 	"migrate": runMigrate,
 	"client":  runClient,
 	"demo":    runDemo,
+	"audit":   runAudit,
+	"webhook": runWebhook,
+	"import":  runImport,
 }
 
 func main() {

@@ -36,12 +36,15 @@ const (
 	ConsentRevoked    Type = "consent.revoked"
 	ConsentExpired    Type = "consent.expired"
 	PurposeBlocked    Type = "purpose.blocked"
+	// ProviderWrite is a data provider's batch (SPEC §7: every write is
+	// audited); an addition to the SPEC §6 list.
+	ProviderWrite Type = "provider.write"
 )
 
-// Types lists every event type, in SPEC order.
+// Types lists every event type, in SPEC order, then ours.
 func Types() []Type {
 	return []Type{DataAccess, TokenIssued, TokenRefreshed, TokenRevoked, ConsentRequested,
-		ConsentAuthorized, ConsentRejected, ConsentRevoked, ConsentExpired, PurposeBlocked}
+		ConsentAuthorized, ConsentRejected, ConsentRevoked, ConsentExpired, PurposeBlocked, ProviderWrite}
 }
 
 // Valid reports whether t is one of the SPEC event types.

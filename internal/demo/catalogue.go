@@ -98,7 +98,7 @@ var (
 type institution struct{ id, name string }
 
 var institutions = []institution{
-	{id: "inst_first_demo_bank", name: "First Demo Bank"},
+	{id: InstitutionID, name: "First Demo Bank"},
 	{id: "inst_harbor_credit_union", name: "Harbor Credit Union"},
 	{id: "inst_summit_card_services", name: "Summit Card Services"},
 }

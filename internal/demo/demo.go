@@ -31,6 +31,7 @@ type ClientSpec struct {
 	AuthMethod   string // client_secret_basic | private_key_jwt
 	JWKS         []byte
 	DPoP         bool
+	JWKSURI      string // private_key_jwt: where the keys are, instead of JWKS
 }
 
 // ClientCreator registers OAuth clients (the authorization server).
@@ -64,6 +65,12 @@ func (d Deps) logger() *slog.Logger {
 	return d.Logger
 }
 
+// InstitutionID is First Demo Bank, the institution of the SPEC §9 customers.
+const InstitutionID = "inst_first_demo_bank"
+
+// ProviderClientID is the demo data provider client; it feeds InstitutionID.
+const ProviderClientID = "demo-provider"
+
 // The demo clients of SPEC §9.
 var fixtureClients = []ClientSpec{
 	{
@@ -78,7 +85,7 @@ var fixtureClients = []ClientSpec{
 		GrantTypes: []string{"client_credentials"}, Scopes: []string{"audit:read"},
 	},
 	{
-		ID: "demo-provider", Name: "Demo Data Provider", Secret: "demo-provider-secret", AuthMethod: "client_secret_basic",
+		ID: ProviderClientID, Name: "Demo Data Provider", Secret: "demo-provider-secret", AuthMethod: "client_secret_basic",
 		GrantTypes: []string{"client_credentials"}, Scopes: []string{"provider:write"},
 	},
 }

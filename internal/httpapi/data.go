@@ -10,6 +10,7 @@ import (
 
 	"github.com/consentgate/consentgate/internal/accounts"
 	"github.com/consentgate/consentgate/internal/apperr"
+	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/purpose"
 )
@@ -17,6 +18,7 @@ import (
 type dataHandler struct {
 	accounts accounts.Store
 	auth     Authenticator
+	audit    audit.Recorder
 	purposes *purpose.Table
 	log      *slog.Logger
 	now      func() time.Time
@@ -30,10 +32,16 @@ type dataHandler struct {
 //	GET /v1/accounts/:account_id/transactions      transactions:read
 //
 // Every route runs the gate (authenticate, purpose, scope, account) before
-// its handler; the handlers only read and shape data. A step that must see
-// every data call and its outcome (the audit log) goes first in the group.
+// its handler; the handlers only read and shape data. The audit step goes
+// first in the group, so it sees every data call and the answer the rest of
+// the chain decided, and holds that answer back until its data.access event
+// is committed. It panics without d.Audit: a data API without its audit log
+// must not start.
 func RegisterData(r gin.IRouter, d Deps) {
-	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, purposes: d.Purposes, log: d.Logger, now: d.Now}
+	if d.Audit == nil {
+		panic("httpapi.RegisterData: Deps.Audit is required (no audit, no data)")
+	}
+	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, purposes: d.Purposes, log: d.Logger, now: d.Now}
 	if h.purposes == nil {
 		h.purposes = purpose.Default()
 	}
@@ -43,7 +51,7 @@ func RegisterData(r gin.IRouter, d Deps) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	v1 := r.Group("/v1", h.authenticate, h.checkDataPurpose)
+	v1 := r.Group("/v1", h.recordAccess, h.authenticate, h.checkDataPurpose)
 	v1.GET("/accounts", h.requireScope(purpose.ScopeAccounts), h.listAccounts)
 	v1.GET("/accounts/:account_id", h.requireScope(purpose.ScopeAccounts), h.loadAccount, h.getAccount)
 	v1.GET("/accounts/:account_id/balances", h.requireScope(purpose.ScopeBalances), h.loadAccount, h.getBalances)

@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/httpapi/openapitest"
 	"github.com/consentgate/consentgate/internal/purpose"
@@ -42,12 +43,17 @@ const (
 	bob         = "cust-bob"
 )
 
-// env is a data API on a seeded SQLite database with a fake authenticator;
-// every response it sees is checked against openapi.yaml.
+// env is a data API on a seeded SQLite database with a fake authenticator
+// and the real audit log on the same database; every response it sees is
+// checked against openapi.yaml.
 type env struct {
 	engine *gin.Engine
+	db     *store.DB
 	store  *countingStore
 	auth   fakeAuth
+	audit  *audit.Reader
+	writer *audit.Writer // nil when newEnvWith was given a recorder
+	signer *audit.Signer
 	v      *openapitest.V
 	logs   *syncBuffer
 	// cardTxs are the card's transactions, newest first.
@@ -55,6 +61,13 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith records data calls with rec; nil means a durable audit.Writer
+// on the test database.
+func newEnvWith(t *testing.T, rec audit.Recorder) *env {
 	t.Helper()
 	gin.SetMode(gin.TestMode)
 	db, err := store.Open("sqlite:"+filepath.Join(t.TempDir(), "api.db"), store.Options{})
@@ -67,7 +80,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	s := accounts.NewSQLStore(db)
-	e := &env{store: &countingStore{Store: s, calls: map[string]int{}}, logs: &syncBuffer{}, v: openapitest.Validator(t, specPath)}
+	e := &env{db: db, store: &countingStore{Store: s, calls: map[string]int{}}, audit: audit.NewReader(db), logs: &syncBuffer{},
+		signer: audit.NewSigner([]byte(testSecret)), v: openapitest.Validator(t, specPath)}
 	e.cardTxs = seed(t, db, s)
 	e.auth = fakeAuth{
 		"pfm":      principal(purposePFM, 730, allData, accCard, accChecking, accNew, accBob),
@@ -80,6 +94,7 @@ func newEnv(t *testing.T) *env {
 		// Granted 365 days; the fraud_prevention policy allows 90.
 		"fraud-365": principal("fraud_prevention", 365, allData, accCard),
 		"cc":        {GrantID: "cc-grant", ClientID: "auditor", Scopes: []string{"audit:read"}},
+		"cc-ingest": {GrantID: "cc-ingest-grant", ClientID: "provider", Scopes: []string{"provider:write"}},
 	}
 	narrow := principal(purposePFM, 730, allData, accCard)
 	narrow.Scopes = []string{purpose.ScopeAccounts} // the token is narrower than its consent
@@ -94,15 +109,26 @@ func newEnv(t *testing.T) *env {
 	mismatch := principal(purposePFM, 730, allData, accCard)
 	mismatch.CustomerID = bob
 	e.auth["mismatch"] = mismatch
+	// A customer's consent token that somehow carries audit:read.
+	e.auth["pfm-audit"] = principal(purposePFM, 730, append(slices.Clone(allData), ScopeAuditRead), accCard)
 
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if rec == nil {
+		w := audit.NewWriter(db, audit.WriterOptions{Logger: log})
+		t.Cleanup(func() { _ = w.Close() }) // registered after the database's Close: runs first
+		rec, e.writer = w, w
+	}
 	e.engine = gin.New()
 	e.engine.Use(Middleware(log)...)
-	RegisterData(e.engine, Deps{Accounts: e.store, Auth: e.auth, Logger: log, Now: func() time.Time { return testNow }})
+	RegisterData(e.engine, Deps{Accounts: e.store, Auth: e.auth, Audit: rec, Logger: log, Now: func() time.Time { return testNow }})
+	RegisterAudit(e.engine, AuditDeps{Log: e.audit, Auth: e.auth, Keys: e.signer.KeySet(), Logger: log})
 	return e
 }
 
 const purposePFM = "personal_finance_management"
+
+// testSecret derives the checkpoint key of the auditor API tests.
+const testSecret = "httpapi-test-secret-0123456789abcdef"
 
 var allData = []string{purpose.ScopeAccounts, purpose.ScopeBalances, purpose.ScopeTransactions, purpose.ScopeOffline}
 

@@ -22,6 +22,9 @@ import (
 const (
 	principalKey = "consentgate.principal"
 	accountKey   = "consentgate.account"
+	// callerKey holds whoever the token names, also when the gate refuses
+	// them afterwards: the audit event of a refusal says who was refused.
+	callerKey = "consentgate.caller"
 )
 
 // PrincipalFrom returns the caller the gate authenticated, or nil before
@@ -56,6 +59,7 @@ func (h *dataHandler) authenticate(c *gin.Context) {
 		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", errors.New("authenticator returned no principal")))
 		return
 	}
+	c.Set(callerKey, p)
 	cons := p.Consent
 	switch {
 	case cons == nil:
@@ -117,7 +121,8 @@ var errPurposeProhibited = apperr.New(apperr.PurposeProhibited,
 func (h *dataHandler) checkDataPurpose(c *gin.Context) {
 	p := PrincipalFrom(c)
 	if err := checkPurpose(c.Request.Header.Values("Data-Purpose"), p.Consent.Purpose, h.purposes); err != nil {
-		// A security event until the audit log records it.
+		// A security event for operators too; the audit log records it as a
+		// denied data.access.
 		h.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "data call refused: purpose",
 			slog.String("code", string(apperr.As(err).Code)), slog.String("client_id", p.ClientID),
 			slog.String("grant_id", p.Consent.ID), slog.String("interaction_id", InteractionID(c)))
@@ -168,8 +173,9 @@ func (h *dataHandler) loadAccount(c *gin.Context) {
 var errAccountNotFound = apperr.New(apperr.AccountNotFound,
 	"No account with this id is available under this consent. List the consented accounts with GET /v1/accounts.")
 
-// writeTokenError answers an RFC 6750 error: the challenge in
-// WWW-Authenticate, and the same facts as problem+json for developers.
+// writeTokenError answers an RFC 6750 (or RFC 9449 §7.1 DPoP) error: the
+// challenge in WWW-Authenticate, and the same facts as problem+json for
+// developers. A request that used the DPoP scheme is answered in it.
 func writeTokenError(c *gin.Context, e *TokenError, scope string) {
 	status, code := e.Status, e.Code
 	if status == 0 {
@@ -178,17 +184,35 @@ func writeTokenError(c *gin.Context, e *TokenError, scope string) {
 	if code == "" {
 		code = "invalid_token"
 	}
-	challenge := `Bearer error="` + quotable(code) + `"`
+	scheme := e.Scheme
+	if used, _, _ := strings.Cut(c.GetHeader("Authorization"), " "); scheme == "" && strings.EqualFold(used, "DPoP") {
+		scheme = "DPoP"
+	}
+	if scheme == "" {
+		scheme = "Bearer"
+	}
+	challenge := scheme + ` error="` + quotable(code) + `"`
 	if scope != "" {
 		challenge += `, scope="` + quotable(scope) + `"`
 	} else if e.Description != "" {
 		challenge += `, error_description="` + quotable(e.Description) + `"`
 	}
+	if len(e.Algs) > 0 {
+		challenge += `, algs="` + quotable(strings.Join(e.Algs, " ")) + `"`
+	}
+	if e.Nonce != "" {
+		c.Header("DPoP-Nonce", e.Nonce)
+	}
 	c.Header("WWW-Authenticate", challenge)
 	_ = c.Error(e) // returns e; recorded for the access log
 	title := "Invalid token"
-	if code == "insufficient_scope" {
+	switch code {
+	case "insufficient_scope":
 		title = "Insufficient scope"
+	case "invalid_dpop_proof":
+		title = "Invalid DPoP proof"
+	case "use_dpop_nonce":
+		title = "DPoP nonce required"
 	}
 	writeProblem(c, Problem{
 		Type: ProblemTypeBase + code, Title: title, Status: status, Detail: e.Description,

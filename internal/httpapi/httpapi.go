@@ -1,14 +1,15 @@
 // Package httpapi is consentgate's JSON surface for third-party apps: the
 // middleware every request goes through (interaction id, security headers,
-// panic recovery, access log), problem+json errors (RFC 9457) and the
-// consent-gated data API of SPEC §3.
+// panic recovery, access log), problem+json errors (RFC 9457), the
+// consent-gated data API of SPEC §3 and the auditor API of SPEC §6.
 //
 // It translates between HTTP and the domain and decides nothing on its own:
 // token validity comes from the authorization server (Authenticator), consent
 // rules from package consent, purpose rules from package purpose. It must
 // never read customer data before the token, the consent, the purpose and the
-// scope of the call have been checked, and never reveal whether an account
-// outside the consent exists.
+// scope of the call have been checked, never reveal whether an account
+// outside the consent exists, and never send a data call's answer (data or
+// refusal) before its data.access event is committed to the audit log.
 package httpapi
 
 import (
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/purpose"
 )
@@ -46,8 +48,13 @@ type Authenticator interface {
 // TokenError is an RFC 6750 error: sent with a WWW-Authenticate challenge.
 type TokenError struct {
 	Status      int    // 401 unless set
-	Code        string // invalid_token (default) or insufficient_scope
+	Code        string // invalid_token (default), insufficient_scope, invalid_dpop_proof, use_dpop_nonce
 	Description string // safe to show the client
+	// Scheme is the challenge's scheme: "DPoP" (RFC 9449 §7.1) or, when
+	// empty, the scheme the request used (Bearer unless it used DPoP).
+	Scheme string
+	Nonce  string   // a fresh DPoP nonce for the DPoP-Nonce header, if any
+	Algs   []string // DPoP: the proof algorithms accepted
 }
 
 // Error implements error.
@@ -57,6 +64,9 @@ func (e *TokenError) Error() string { return e.Code + ": " + e.Description }
 type Deps struct {
 	Accounts accounts.Store
 	Auth     Authenticator
+	// Audit records one data.access event per call, allowed or refused,
+	// before its answer is sent (no audit, no data). Required.
+	Audit    audit.Recorder
 	Purposes *purpose.Table   // nil: purpose.Default()
 	Logger   *slog.Logger     // refused purposes are logged here as security events; nil: discard
 	Now      func() time.Time // nil: time.Now

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/consentgate/consentgate/internal/apperr"
+	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/purpose"
 )
 
@@ -62,7 +63,7 @@ func TestOpenAPIMatchesDataRoutes(t *testing.T) {
 	doc := loadSpec(t)
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
-	RegisterData(r, Deps{})
+	RegisterData(r, Deps{Audit: recorderFunc(func(_ context.Context, ev audit.Event) (audit.Event, error) { return ev, nil })})
 	param := regexp.MustCompile(`:([a-z_]+)`)
 	routes := r.Routes()
 	if len(routes) != 4 {
@@ -102,11 +103,12 @@ func TestOpenAPIProblemCodes(t *testing.T) {
 	for _, v := range doc.Components.Schemas["ProblemCode"].Value.Enum {
 		enum = append(enum, v.(string))
 	}
-	codes := []string{"invalid_token", "insufficient_scope"}
+	codes := []string{"invalid_token", "insufficient_scope", "invalid_dpop_proof", "use_dpop_nonce"}
 	for _, c := range []apperr.Code{
 		apperr.AccountNotFound, apperr.PurposeProhibited, apperr.PurposeNotConsented, apperr.HistoryWindowExceeded,
 		apperr.InvalidCursor, apperr.InvalidRequest, apperr.AccessExceeded, apperr.RateLimited, apperr.AuditUnavailable,
 		apperr.NotFound, apperr.Conflict, apperr.PayloadTooLarge, apperr.Unavailable, apperr.Internal,
+		apperr.InvalidRecords, apperr.ProviderNotRegistered,
 	} {
 		codes = append(codes, string(c))
 	}

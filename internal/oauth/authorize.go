@@ -182,7 +182,9 @@ func (p *Provider) FinishAuthorization(ctx context.Context, w http.ResponseWrite
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
 	}
-	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, &Session{Subject: d.CustomerID, GrantID: id, Purpose: purposeCode})
+	// The code carries the DPoP key the pushed request was bound to, if any.
+	sess := &Session{Subject: d.CustomerID, GrantID: id, Purpose: purposeCode, JKT: ar.GetRequestForm().Get(ParamDPoPJKT)}
+	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		p.log.ErrorContext(ctx, "oauth: issue code for an authorized consent", "grant_id", id, "error", err)
 		p.writeAuthorizeError(ctx, w, ar, err)

@@ -13,20 +13,36 @@ import (
 // client-authenticated endpoint (PAR, token, introspection, revocation,
 // grant management). It dispatches on the method the request uses and then
 // insists that it is the one the client registered: a client never chooses
-// a weaker method than its registration. Each method is one function, so
-// private_key_jwt (and DPoP binding) slot in beside client_secret_basic.
+// a weaker method than its registration, and never sends two.
 func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	if c, ok := ctx.Value(authenticatedKey{}).(*Client); ok {
+		return c, nil
+	}
+	_, _, basic := r.BasicAuth()
+	assertion := form.Get("client_assertion_type") != "" || form.Get("client_assertion") != ""
 	switch {
-	case form.Get("client_assertion_type") != "" || form.Get("client_assertion") != "":
-		return nil, fosite.ErrInvalidClient.WithHint("Client authentication with private_key_jwt is not enabled on this server; use client_secret_basic.")
 	case form.Get("client_secret") != "":
 		// FAPI 2.0 allows no secret in the body (client_secret_post).
-		return nil, fosite.ErrInvalidClient.WithHint("client_secret_post is not supported; send the client credentials with HTTP Basic authentication (client_secret_basic).")
-	}
-	if _, _, ok := r.BasicAuth(); ok {
+		return nil, fosite.ErrInvalidClient.WithHint("client_secret_post is not supported; use private_key_jwt or HTTP Basic authentication (client_secret_basic).")
+	case assertion && basic:
+		return nil, fosite.ErrInvalidClient.WithHint("Use one client authentication method per request, not both HTTP Basic and a client assertion.")
+	case assertion:
+		return p.authenticatePrivateKeyJWT(ctx, r, form)
+	case basic:
 		return p.authenticateSecretBasic(ctx, r, form)
 	}
-	return nil, fosite.ErrInvalidClient.WithHint("Client authentication is required: send the client credentials with HTTP Basic authentication (client_secret_basic).")
+	return nil, fosite.ErrInvalidClient.WithHint("Client authentication is required: a client assertion (private_key_jwt) or HTTP Basic credentials (client_secret_basic).")
+}
+
+// authenticatedKey marks a context whose request's client a handler has
+// already authenticated. The token endpoint authenticates before checking
+// DPoP, and fosite asks again inside NewAccessRequest: the second answer
+// must come from here, since a client assertion's jti is already spent.
+type authenticatedKey struct{}
+
+// withClient returns ctx carrying c as the request's authenticated client.
+func withClient(ctx context.Context, c *Client) context.Context {
+	return context.WithValue(ctx, authenticatedKey{}, c)
 }
 
 // authenticateSecretBasic checks RFC 6749 §2.3.1 HTTP Basic credentials

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 
 	"github.com/consentgate/consentgate/internal/purpose"
@@ -61,6 +60,9 @@ type ClientSpec struct {
 	AuthMethod string
 	JWKS       []byte // public keys, for private_key_jwt
 	DPoP       bool   // tokens must be sender-constrained with DPoP
+	// JWKSURI is where a private_key_jwt client publishes its public keys,
+	// instead of a registered JWKS (fetched with a timeout and cached).
+	JWKSURI string
 }
 
 // Client is a registered OAuth client as fosite sees it.
@@ -74,6 +76,7 @@ type Client struct {
 	Purposes     []string
 	AuthMethod   string
 	JWKS         []byte
+	JWKSURI      string
 	DPoP         bool
 	CreatedAt    time.Time
 }
@@ -154,6 +157,7 @@ type clientRow struct {
 	Purposes     string
 	AuthMethod   string
 	JWKS         *string `gorm:"column:jwks"`
+	JWKSURI      *string `gorm:"column:jwks_uri"`
 	DPoP         bool    `gorm:"column:dpop"`
 	CreatedAt    int64
 }
@@ -169,7 +173,7 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 
 func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
 	var rows []clientRow
-	err := s.conn(ctx).Raw(`SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, dpop, created_at
+	err := s.conn(ctx).Raw(`SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, jwks_uri, dpop, created_at
 		FROM oauth_clients WHERE id = ?`, id).Scan(&rows).Error
 	if err != nil {
 		return nil, dbErr("get client", err)
@@ -184,6 +188,9 @@ func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
 	}
 	if r.JWKS != nil {
 		c.JWKS = []byte(*r.JWKS)
+	}
+	if r.JWKSURI != nil {
+		c.JWKSURI = *r.JWKSURI
 	}
 	for _, f := range []struct {
 		src string
@@ -223,20 +230,23 @@ func (p *Provider) CreateClient(ctx context.Context, spec ClientSpec) (clientID,
 		s := string(h)
 		secretHash = &s
 	}
-	var jwks *string
+	var jwks, jwksURI *string
 	if len(c.JWKS) > 0 {
 		s := string(c.JWKS)
 		jwks = &s
+	}
+	if c.JWKSURI != "" {
+		jwksURI = &c.JWKSURI
 	}
 	enc := func(v []string) string {
 		b, _ := json.Marshal(v) // []string always encodes
 		return string(b)
 	}
 	err = p.store.db.WithContext(ctx).Exec(`INSERT INTO oauth_clients
-		(id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, dpop, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, jwks_uri, dpop, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, secretHash, enc(c.RedirectURIs), enc(c.GrantTypes), enc(c.Scopes), enc(c.Purposes),
-		c.AuthMethod, jwks, c.DPoP, store.Micros(p.now())).Error
+		c.AuthMethod, jwks, jwksURI, c.DPoP, store.Micros(p.now())).Error
 	if store.IsUniqueViolation(err) {
 		return "", "", fmt.Errorf("oauth.CreateClient %q: %w", c.ID, ErrClientExists)
 	}
@@ -314,8 +324,8 @@ func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 	switch c.AuthMethod {
 	case "", AuthClientSecretBasic:
 		c.AuthMethod = AuthClientSecretBasic
-		if len(spec.JWKS) > 0 {
-			return nil, "", errors.New("a JWKS is only for private_key_jwt clients")
+		if len(spec.JWKS) > 0 || spec.JWKSURI != "" {
+			return nil, "", errors.New("a JWKS or jwks_uri is only for private_key_jwt clients")
 		}
 		if secret == "" {
 			secret = randomToken(32)
@@ -324,16 +334,22 @@ func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 		if secret != "" {
 			return nil, "", errors.New("a private_key_jwt client has no secret")
 		}
-		var set jose.JSONWebKeySet
-		if err := json.Unmarshal(spec.JWKS, &set); err != nil || len(set.Keys) == 0 {
-			return nil, "", errors.New("a private_key_jwt client needs a JWKS with at least one key")
-		}
-		for _, k := range set.Keys {
-			if !k.Valid() || !k.IsPublic() {
-				return nil, "", fmt.Errorf("JWKS key %q must be a valid public key", k.KeyID)
+		switch {
+		case len(spec.JWKS) > 0 && spec.JWKSURI != "":
+			return nil, "", errors.New("register either a JWKS or a jwks_uri, not both")
+		case len(spec.JWKS) > 0:
+			if _, err := parseJWKS(spec.JWKS); err != nil {
+				return nil, "", err
 			}
+			c.JWKS = spec.JWKS
+		case spec.JWKSURI != "":
+			if err := checkJWKSURI(spec.JWKSURI); err != nil {
+				return nil, "", err
+			}
+			c.JWKSURI = spec.JWKSURI
+		default:
+			return nil, "", errors.New("a private_key_jwt client needs its public keys: a JWKS (--jwks-file) or a jwks_uri")
 		}
-		c.JWKS = spec.JWKS
 	default:
 		return nil, "", fmt.Errorf("unknown auth method %q", c.AuthMethod)
 	}

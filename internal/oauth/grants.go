@@ -32,9 +32,18 @@ type grantJSON struct {
 
 // ownGrant authenticates the client and loads one of its grants. Another
 // client's grant is "not found", exactly like a grant that does not exist.
+// GET and DELETE have no form body, so a private_key_jwt client sends its
+// assertion as query parameters (the access log records paths only, and an
+// assertion is single use and short-lived).
 func (p *Provider) ownGrant(c *gin.Context) (*consent.Consent, fosite.Client, error) {
 	ctx := c.Request.Context()
-	client, err := p.oauth.AuthenticateClient(ctx, c.Request, url.Values{})
+	form := url.Values{}
+	for _, k := range []string{"client_id", "client_assertion_type", "client_assertion"} {
+		if v, ok := c.Request.URL.Query()[k]; ok {
+			form[k] = v
+		}
+	}
+	client, err := p.oauth.AuthenticateClient(ctx, c.Request, form)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,10 +151,11 @@ func (p *Provider) renewGrant(ctx context.Context, ar fosite.Requester, d Decisi
 				return consent.ErrForeignAccount
 			}
 		}
-		if err := tx.Exec(`UPDATE oauth_tokens SET active = ? WHERE request_id = ? AND kind IN (?, ?)`,
-			false, id, kindRefresh, kindCode).Error; err != nil {
-			return fmt.Errorf("renew grant: %w", err)
-		}
-		return tx.Exec(`DELETE FROM oauth_tokens WHERE request_id = ? AND kind = ?`, id, kindAccess).Error
+		// The old term's codes and tokens are deleted, not marked inactive:
+		// fosite takes an inactive refresh token or code presented again for
+		// reuse or replay and revokes the grant, so an app's stale token would
+		// undo the customer's renewal. Deleted, they are merely unknown
+		// (invalid_grant). The new term's code is stored after this runs.
+		return tx.Exec(`DELETE FROM oauth_tokens WHERE request_id = ?`, id).Error
 	})
 }

@@ -19,8 +19,15 @@ type introspection struct {
 	Iat       int64  `json:"iat,omitempty"`
 	GrantID   string `json:"grant_id,omitempty"`
 	Purpose   string `json:"purpose,omitempty"`
-	TokenType string `json:"token_type,omitempty"` // "Bearer" for access tokens
+	TokenType string `json:"token_type,omitempty"` // "Bearer" or "DPoP" for access tokens
 	TokenUse  string `json:"token_use,omitempty"`  // access_token | refresh_token
+	// Cnf is the key a DPoP-bound token is bound to (RFC 9449 §6.2).
+	Cnf *confirmation `json:"cnf,omitempty"`
+}
+
+// confirmation is the RFC 7800 cnf claim with a JWK thumbprint.
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // handleIntrospect is POST /oauth2/introspect (RFC 7662). A client may only
@@ -59,12 +66,18 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 	}
 	if sess != nil {
 		out.Sub, out.GrantID, out.Purpose = sess.Subject, sess.GrantID, sess.Purpose
+		if sess.JKT != "" {
+			out.Cnf = &confirmation{JKT: sess.JKT}
+		}
 		if exp := sess.GetExpiresAt(tu); !exp.IsZero() {
 			out.Exp = exp.Unix()
 		}
 	}
 	if tu == fosite.AccessToken {
 		out.TokenType = "Bearer"
+		if out.Cnf != nil {
+			out.TokenType = SchemeDPoP
+		}
 	}
 	c.JSON(http.StatusOK, out)
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Metadata is the RFC 8414 authorization server metadata document, with the
@@ -28,14 +29,24 @@ type Metadata struct {
 	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
-	AuthorizationResponseISSParameterSupport  bool     `json:"authorization_response_iss_parameter_supported"`
-	RequestParameterSupported                 bool     `json:"request_parameter_supported"`
-	PurposesSupported                         []string `json:"purposes_supported"`
+	// The private_key_jwt assertion algorithms, per endpoint (RFC 8414 §2).
+	TokenEndpointAuthSigningAlgs         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionEndpointAuthSigningAlgs []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	// DPoPSigningAlgs are the DPoP proof algorithms (RFC 9449 §5.1).
+	DPoPSigningAlgs                          []string `json:"dpop_signing_alg_values_supported"`
+	AuthorizationResponseISSParameterSupport bool     `json:"authorization_response_iss_parameter_supported"`
+	// Signed request objects (JAR) are not supported, so neither is the
+	// request parameter.
+	RequestParameterSupported bool `json:"request_parameter_supported"`
+	// mTLS sender-constraining is not offered; DPoP is.
+	TLSClientCertificateBoundAccessTokens bool     `json:"tls_client_certificate_bound_access_tokens"`
+	PurposesSupported                     []string `json:"purposes_supported"`
 }
 
 // Metadata returns the server's RFC 8414 document.
 func (p *Provider) Metadata() Metadata {
-	authMethods := []string{AuthClientSecretBasic}
+	authMethods := []string{AuthPrivateKeyJWT, AuthClientSecretBasic}
 	return Metadata{
 		Issuer:                                    p.issuer,
 		AuthorizationEndpoint:                     p.issuer + "/oauth2/authorize",
@@ -55,8 +66,13 @@ func (p *Provider) Metadata() Metadata {
 		TokenEndpointAuthMethodsSupported:         authMethods,
 		IntrospectionEndpointAuthMethodsSupported: authMethods,
 		RevocationEndpointAuthMethodsSupported:    authMethods,
+		TokenEndpointAuthSigningAlgs:              SigningAlgs(),
+		IntrospectionEndpointAuthSigningAlgs:      SigningAlgs(),
+		RevocationEndpointAuthSigningAlgs:         SigningAlgs(),
+		DPoPSigningAlgs:                           SigningAlgs(),
 		AuthorizationResponseISSParameterSupport:  true,
 		RequestParameterSupported:                 false,
+		TLSClientCertificateBoundAccessTokens:     false,
 		PurposesSupported:                         p.purposes.Codes(),
 	}
 }
@@ -67,10 +83,18 @@ func (p *Provider) handleMetadata(c *gin.Context) {
 	c.JSON(http.StatusOK, p.Metadata())
 }
 
-// handleJWKS is GET /jwks. Tokens are opaque (HMAC) and nothing is signed
-// yet, so the set is empty; signing keys (webhooks, audit checkpoints) are
-// published here when they exist.
+// handleJWKS is GET /jwks: the public keys of Deps.PublicKeys (audit
+// checkpoints, webhooks). Tokens are opaque (HMAC), so no token key is here.
 func (p *Provider) handleJWKS(c *gin.Context) {
+	keys := []jose.JSONWebKey{}
+	if p.keys != nil {
+		for _, k := range p.keys() {
+			// Only ever a public half, whatever the caller passed.
+			if pub := k.Public(); pub.Valid() {
+				keys = append(keys, pub)
+			}
+		}
+	}
 	c.Header("Cache-Control", "public, max-age=300")
-	c.JSON(http.StatusOK, gin.H{"keys": []any{}})
+	c.JSON(http.StatusOK, jose.JSONWebKeySet{Keys: keys})
 }

@@ -2,7 +2,10 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -49,8 +52,15 @@ func (p *Provider) handlePAR(c *gin.Context) {
 		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, p.serverError(ctx, "par", errors.New("unexpected client type")))
 		return
 	}
+	if client.DPoP {
+		c.Header("DPoP-Nonce", p.DPoPNonce())
+	}
 	terms, err := p.checkPAR(ctx, ar, client)
 	if err != nil {
+		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, err)
+		return
+	}
+	if err := p.parDPoP(c, client, ar.GetRequestForm()); err != nil {
 		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, err)
 		return
 	}
@@ -176,4 +186,43 @@ func (p *Provider) checkGrantAction(ctx context.Context, action, grantID string,
 		return nil, fosite.ErrInvalidRequest.WithHintf("The grant is %s and cannot be replaced.", st)
 	}
 	return existing, nil
+}
+
+// parDPoP binds the authorization code to a DPoP key (RFC 9449 §10) when
+// the pushed request names one: by a DPoP proof header, by the dpop_jkt
+// parameter, or both (then they must agree). The bound key is kept in the
+// request as dpop_jkt; the token request's proof must be of that key.
+// Binding at PAR is optional; clients not registered for DPoP may not.
+func (p *Provider) parDPoP(c *gin.Context, client *Client, form url.Values) error {
+	r := c.Request
+	proof, param := len(r.Header.Values("DPoP")) > 0, form.Get(ParamDPoPJKT)
+	if !client.DPoP {
+		if proof || param != "" {
+			return oauthError(badProof("This client is not registered for DPoP; send neither a DPoP proof nor dpop_jkt."))
+		}
+		return nil
+	}
+	if !proof {
+		if param != "" && !isThumbprint(param) {
+			return fosite.ErrInvalidRequest.WithHint("dpop_jkt must be the base64url SHA-256 JWK thumbprint (RFC 7638) of the DPoP key.")
+		}
+		return nil
+	}
+	jkt, err := p.checkDPoP(r.Context(), r, p.issuer+"/oauth2/par", "")
+	if _, bad := err.(*dpopError); err != nil && !bad {
+		return p.serverError(r.Context(), "par: dpop", err)
+	} else if err != nil {
+		return oauthError(err)
+	}
+	if param != "" && param != jkt {
+		return oauthError(badProof("dpop_jkt does not match the key of the DPoP proof."))
+	}
+	form.Set(ParamDPoPJKT, jkt)
+	return nil
+}
+
+// isThumbprint reports whether s looks like a base64url SHA-256 thumbprint.
+func isThumbprint(s string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
 }

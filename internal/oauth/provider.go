@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
@@ -67,6 +68,9 @@ type Deps struct {
 	Logger *slog.Logger
 	Now    func() time.Time // nil → time.Now
 	Events EventSink        // may be nil
+	// PublicKeys are the server's signature verification keys (audit
+	// checkpoints, webhooks), served at jwks_uri; nil serves an empty set.
+	PublicKeys func() []jose.JSONWebKey
 }
 
 // Provider is the authorization server.
@@ -77,12 +81,15 @@ type Provider struct {
 	log      *slog.Logger
 	now      func() time.Time
 	events   EventSink
+	keys     func() []jose.JSONWebKey
 
 	config   *fosite.Config
 	oauth    *fosite.Fosite
 	strategy *oauth2.HMACSHAStrategy
 	store    *fositeStore
 	hasher   *secretHasher
+	jwks     *jwksCache // clients' jwks_uri key sets
+	nonceKey []byte     // signs the stateless DPoP nonces
 }
 
 // New builds the provider.
@@ -109,9 +116,11 @@ func New(d Deps) (*Provider, error) {
 	}
 	p := &Provider{
 		consents: d.Consents, purposes: d.Purposes, issuer: d.Issuer, log: log,
-		now: func() time.Time { return now().UTC() }, events: d.Events,
-		hasher: &secretHasher{key: deriveKey(d.Secret, "client-secret-hash")},
+		now: func() time.Time { return now().UTC() }, events: d.Events, keys: d.PublicKeys,
+		hasher:   &secretHasher{key: deriveKey(d.Secret, "client-secret-hash")},
+		nonceKey: deriveKey(d.Secret, "dpop-nonce"),
 	}
+	p.jwks = newJWKSCache(p.now)
 	p.store = &fositeStore{db: d.DB, now: p.now}
 	p.config = &fosite.Config{
 		AccessTokenLifespan:             accessTokenLifespan,

@@ -16,7 +16,11 @@ type Session struct {
 	// client_credentials tokens, which have no consent.
 	GrantID string `json:"grant_id,omitempty"`
 	// Purpose is the consented purpose, bound to every token of the grant.
-	Purpose   string                         `json:"purpose,omitempty"`
+	Purpose string `json:"purpose,omitempty"`
+	// JKT is the SHA-256 thumbprint of the DPoP key (RFC 9449) the code or
+	// the tokens are bound to; "" when they are not sender-constrained.
+	// Refreshing keeps it, so no token of a grant escapes its key.
+	JKT       string                         `json:"jkt,omitempty"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
 }
 

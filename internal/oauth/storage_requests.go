@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/ory/fosite"
@@ -140,4 +141,23 @@ func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp
 		return fosite.ErrJTIKnown
 	}
 	return dbErr("set jti", err)
+}
+
+// spendDPoPProof records a DPoP proof id until it could no longer pass the
+// iat check anyway; fresh is false when any node has seen it before. The
+// unique insert decides between nodes seeing the same proof at once.
+func (s *fositeStore) spendDPoPProof(ctx context.Context, key string, until time.Time) (fresh bool, err error) {
+	db := s.conn(ctx)
+	// Every data call spends a proof: sweeping on a fraction of them keeps
+	// the table small without a DELETE (and its locks) on every call.
+	if rand.N(16) == 0 {
+		if err := db.Exec(`DELETE FROM dpop_proofs WHERE expires_at <= ?`, store.Micros(s.now())).Error; err != nil {
+			return false, dbErr("sweep dpop proofs", err)
+		}
+	}
+	err = db.Exec(`INSERT INTO dpop_proofs (jti_hash, expires_at) VALUES (?, ?)`, hashKey(key), store.Micros(until)).Error
+	if store.IsUniqueViolation(err) {
+		return false, nil
+	}
+	return err == nil, dbErr("spend dpop proof", err)
 }

@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/url"
 
 	"github.com/gin-gonic/gin"
@@ -28,6 +29,15 @@ func (p *Provider) handleToken(c *gin.Context) {
 		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
 		return
 	}
+	// The client and its DPoP proof are checked before fosite sees the
+	// request: fosite spends the PKCE verifier inside NewAccessRequest, and
+	// a client told use_dpop_nonce must be able to retry with the same code.
+	client, jkt, err := p.tokenClient(ctx, w, r)
+	if err != nil {
+		p.oauth.WriteAccessError(ctx, w, nil, err)
+		return
+	}
+	ctx = withClient(ctx, client)
 	// Note whose code or refresh token this is before fosite looks: on a
 	// replay fosite deletes and revokes, and reports only "invalid_grant".
 	prior, err := p.presentedGrant(ctx, r.PostForm.Get("grant_type"), r.PostForm)
@@ -44,6 +54,10 @@ func (p *Provider) handleToken(c *gin.Context) {
 	sess, _ := ar.GetSession().(*Session)
 	if sess == nil {
 		p.oauth.WriteAccessError(ctx, w, ar, p.serverError(ctx, "token", errors.New("unexpected session type")))
+		return
+	}
+	if err := bindTokens(sess, client, jkt); err != nil {
+		p.oauth.WriteAccessError(ctx, w, ar, err)
 		return
 	}
 	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
@@ -75,11 +89,59 @@ func (p *Provider) handleToken(c *gin.Context) {
 	if sess.GrantID != "" {
 		resp.SetExtra("grant_id", sess.GrantID)
 	}
+	if sess.JKT != "" {
+		resp.SetTokenType("DPoP")
+	}
 	if ar.GetGrantTypes().ExactOne(GrantRefreshToken) {
 		ev.Type = EventTokenRefreshed
 	}
 	p.emit(ctx, ev)
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// tokenClient authenticates the client of a token request and checks its
+// DPoP proof: required of clients registered for DPoP (the answer then
+// carries a fresh DPoP-Nonce), refused from the others. jkt is the proof
+// key's thumbprint, "" without DPoP.
+func (p *Provider) tokenClient(ctx context.Context, w http.ResponseWriter, r *http.Request) (c *Client, jkt string, err error) {
+	fc, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		return nil, "", err
+	}
+	c, ok := fc.(*Client)
+	if !ok {
+		return nil, "", p.serverError(ctx, "token", errors.New("unexpected client type"))
+	}
+	proof := len(r.Header.Values("DPoP")) > 0
+	switch {
+	case !c.DPoP && proof:
+		return nil, "", oauthError(badProof("This client is not registered for DPoP; send no DPoP proof."))
+	case !c.DPoP:
+		return c, "", nil
+	}
+	w.Header().Set("DPoP-Nonce", p.DPoPNonce())
+	if !proof {
+		return nil, "", oauthError(badProof("This client is registered for DPoP: send a DPoP proof with every token request."))
+	}
+	jkt, err = p.checkDPoP(ctx, r, p.issuer+"/oauth2/token", "")
+	if _, bad := err.(*dpopError); err != nil && !bad {
+		return nil, "", p.serverError(ctx, "token: dpop", err)
+	}
+	return c, jkt, oauthError(err)
+}
+
+// bindTokens binds the tokens about to be issued to the DPoP key jkt. A
+// code bound at PAR (dpop_jkt) and a refresh token bound at issue only
+// work with a proof of the same key; a DPoP client's tokens, refresh tokens
+// included, are bound to the key of this request's proof.
+func bindTokens(sess *Session, c *Client, jkt string) error {
+	if sess.JKT != "" && sess.JKT != jkt {
+		return oauthError(badProof("The DPoP proof is signed by another key than the one this grant is bound to."))
+	}
+	if c.DPoP {
+		sess.JKT = jkt
+	}
+	return nil
 }
 
 // checkGrantLive refuses codes and refresh tokens whose consent is no

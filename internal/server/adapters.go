@@ -49,7 +49,8 @@ func (a dataAuthenticator) Authenticate(ctx context.Context, r *http.Request) (*
 	if err != nil {
 		var te *oauth.TokenError
 		if errors.As(err, &te) {
-			return nil, &httpapi.TokenError{Status: te.Status, Code: te.Code, Description: te.Description}
+			return nil, &httpapi.TokenError{Status: te.Status, Code: te.Code, Description: te.Description,
+				Scheme: te.Scheme, Nonce: te.Nonce, Algs: te.Algs}
 		}
 		return nil, apperr.Wrap(apperr.Unavailable, "The token cannot be checked right now; retry shortly.", err)
 	}

@@ -17,13 +17,16 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/demo"
 	"github.com/consentgate/consentgate/internal/httpapi"
 	"github.com/consentgate/consentgate/internal/identity"
+	"github.com/consentgate/consentgate/internal/ingest"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/purpose"
 	"github.com/consentgate/consentgate/internal/store"
@@ -40,6 +43,9 @@ type Server struct {
 	provider *oauth.Provider
 	consents consent.Store
 	identity *identity.Service
+	ingest   *ingest.Service
+	audit    *auditLog
+	webhooks *webhooks
 	stop     context.CancelFunc
 	bg       chan struct{}
 }
@@ -50,6 +56,14 @@ type Options struct {
 	Now func() time.Time
 	// DB reuses an open database instead of opening cfg.DatabaseURL.
 	DB *store.DB
+	// AuditCheckpointInterval is the time between signed audit checkpoints
+	// (0: one minute).
+	AuditCheckpointInterval time.Duration
+	// AuditRecorder replaces the durable audit writer for data calls and
+	// OAuth events. Only the audit benchmark sets it, to a recorder that
+	// records nothing, to measure what the durable write costs; a node that
+	// serves customers never does.
+	AuditRecorder audit.Recorder
 }
 
 // New opens the database, migrates it, seeds the demo when asked and builds
@@ -67,7 +81,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 	}
 	s := &Server{cfg: cfg, log: log, db: db, now: now}
-	if err := s.init(ctx); err != nil {
+	if err := s.init(ctx, opts); err != nil {
+		if s.audit != nil {
+			_ = s.audit.writer.Close() // stop its goroutine; nothing was recorded yet
+		}
 		if opts.DB == nil {
 			db.Close()
 		}
@@ -76,7 +93,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	return s, nil
 }
 
-func (s *Server) init(ctx context.Context) error {
+func (s *Server) init(ctx context.Context, opts Options) error {
 	if err := s.db.Migrate(ctx, s.log); err != nil {
 		return err
 	}
@@ -97,20 +114,29 @@ func (s *Server) init(ctx context.Context) error {
 	accountStore := accounts.NewSQLStore(s.db)
 	ident := identity.NewService(s.db, s.now)
 	s.identity = ident
+	s.audit = newAuditLog(s.db, secret, s.cfg.Issuer, s.log, s.now, opts)
+	if s.webhooks, err = newWebhooks(s.db, secret, s.cfg.Issuer, s.log, s.now); err != nil {
+		return err
+	}
 	provider, err := oauth.New(oauth.Deps{
 		DB: s.db, Consents: s.consents, Purposes: purposes, Issuer: s.cfg.Issuer, Secret: secret,
-		Logger: s.log, Now: s.now,
+		Logger: s.log, Now: s.now, Events: s.audit, PublicKeys: s.publicKeys,
 	})
 	if err != nil {
 		return err
 	}
 	s.provider = provider
 
+	s.ingest = ingest.NewService(s.db, s.now)
 	if s.cfg.Demo {
 		created, err := demo.SeedFixtures(ctx, demo.Deps{
 			Accounts: accountStore, Identity: ident, Clients: demoClients{provider}, Now: s.now, Logger: s.log,
 		})
 		if err != nil {
+			return fmt.Errorf("demo fixtures: %w", err)
+		}
+		// The demo provider feeds First Demo Bank (idempotent).
+		if err := s.ingest.RegisterClient(ctx, demo.ProviderClientID, demo.InstitutionID); err != nil {
 			return fmt.Errorf("demo fixtures: %w", err)
 		}
 		if created {
@@ -123,6 +149,7 @@ func (s *Server) init(ctx context.Context) error {
 	issuer, _ := url.Parse(s.cfg.Issuer)
 	pages, err := web.New(web.Deps{
 		Identity: ident, Authorizer: webAuthorizer{provider}, Accounts: accountStore, Purposes: purposes,
+		Grants: s.consents, Apps: dashboardApps{provider, s.webhooks}, History: dashboardHistory{s.audit.reader},
 		Secure: issuer.Scheme == "https", Logger: s.log, Now: s.now,
 	})
 	if err != nil {
@@ -138,6 +165,7 @@ func (s *Server) init(ctx context.Context) error {
 		return err
 	}
 	m := newMetrics()
+	m.reg.MustRegister(s.audit.collectors()...)
 	r.Use(m.middleware)
 	r.Use(httpapi.Middleware(s.log)...)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
@@ -145,7 +173,14 @@ func (s *Server) init(ctx context.Context) error {
 	r.GET("/metrics", m.handler())
 	provider.Register(r)
 	httpapi.RegisterData(r, httpapi.Deps{
-		Accounts: accountStore, Auth: dataAuthenticator{provider}, Purposes: purposes, Logger: s.log, Now: s.now,
+		Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
+		Logger: s.log, Now: s.now,
+	})
+	httpapi.RegisterProvider(r, httpapi.ProviderDeps{
+		Ingest: s.ingest, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Logger: s.log,
+	})
+	httpapi.RegisterAudit(r, httpapi.AuditDeps{
+		Log: s.audit.reader, Auth: dataAuthenticator{provider}, Keys: s.audit.signer.KeySet(), Logger: s.log,
 	})
 	pages.Register(r)
 	s.handler = r
@@ -154,6 +189,8 @@ func (s *Server) init(ctx context.Context) error {
 	s.stop = cancel
 	s.bg = make(chan struct{})
 	go s.sweep(bgCtx)
+	s.audit.start(bgCtx)
+	s.webhooks.start(bgCtx)
 	return nil
 }
 
@@ -181,6 +218,7 @@ func (s *Server) sweep(ctx context.Context) {
 		} else {
 			for _, c := range due {
 				s.log.Info("consent expired", "grant_id", c.ID, "client_id", c.ClientID)
+				s.audit.consentExpired(ctx, c)
 			}
 		}
 		if err := s.identity.Prune(ctx); err != nil && ctx.Err() == nil {
@@ -203,11 +241,30 @@ func (s *Server) DB() *store.DB { return s.db }
 // Provider is the node's authorization server.
 func (s *Server) Provider() *oauth.Provider { return s.provider }
 
-// Close stops background work and closes the database.
+// AuditCheckpoint signs the audit chain's head now (the background
+// checkpointer does it every AuditCheckpointInterval).
+func (s *Server) AuditCheckpoint(ctx context.Context) (*audit.Checkpoint, error) {
+	return s.audit.cp.Checkpoint(ctx)
+}
+
+// AuditKeys verify the node's audit checkpoints (the audit key of the JWKS).
+func (s *Server) AuditKeys() *jose.JSONWebKeySet { return s.audit.signer.KeySet() }
+
+// publicKeys are the keys served at jwks_uri: every key this node signs with.
+func (s *Server) publicKeys() []jose.JSONWebKey {
+	return []jose.JSONWebKey{s.audit.signer.PublicJWK(), s.webhooks.signer.PublicJWK()}
+}
+
+// Close stops background work, commits the queued audit events and closes
+// the database.
 func (s *Server) Close() error {
 	if s.stop != nil {
 		s.stop()
 		<-s.bg
+		s.webhooks.wait()
+	}
+	if s.audit != nil {
+		s.audit.close()
 	}
 	return s.db.Close()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/demo"
@@ -26,6 +27,9 @@ type Tools struct {
 	Identity *identity.Service
 	Purposes *purpose.Table
 	Log      *slog.Logger
+	// AuditSigner holds the checkpoint key derived from the secret; its
+	// KeySet verifies the audit log.
+	AuditSigner *audit.Signer
 }
 
 // ToolsOptions tune OpenTools.
@@ -91,7 +95,7 @@ func openTools(ctx context.Context, db *store.DB, opts ToolsOptions, log *slog.L
 		return nil, err
 	}
 	return &Tools{DB: db, Provider: p, Accounts: accounts.NewSQLStore(db), Identity: identity.NewService(db, now),
-		Purposes: purposes, Log: log}, nil
+		Purposes: purposes, Log: log, AuditSigner: audit.NewSigner(secret)}, nil
 }
 
 // DemoDeps are the dependencies of the demo data generator.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/purpose"
 	"github.com/consentgate/consentgate/internal/store"
@@ -93,11 +95,14 @@ var testAccounts = []accounts.Account{
 var testNow = time.Date(2026, 11, 2, 9, 30, 0, 0, time.UTC)
 
 type env struct {
-	t    *testing.T
-	srv  *httptest.Server
-	id   *identity.Service
-	auth *fakeAuthorizer
-	db   *store.DB
+	t      *testing.T
+	srv    *httptest.Server
+	id     *identity.Service
+	auth   *fakeAuthorizer
+	db     *store.DB
+	grants *consent.SQLStore
+	apps   *fakeApps
+	hist   *fakeHistory
 }
 
 func newEnv(t *testing.T) *env {
@@ -121,8 +126,11 @@ func newEnv(t *testing.T) *env {
 		"ch-verify": {Challenge: "ch-verify", GrantID: "g2", ClientID: "demo-pfm", ClientName: "Pocket Budget",
 			Purpose: "account_verification", Scopes: []string{"accounts:read", "balances:read"}, Duration: 30 * 24 * time.Hour},
 	}, decisions: map[string]Decision{}}
+	grants := consent.NewSQLStore(db)
+	apps := &fakeApps{grants: grants, names: map[string]string{"demo-pfm": "Pocket Budget", "other-app": "Other App"}}
+	hist := &fakeHistory{}
 	h, err := New(Deps{Identity: id, Authorizer: auth, Accounts: &fakeAccounts{all: testAccounts},
-		Purposes: purpose.Default(), Now: func() time.Time { return testNow }})
+		Purposes: purpose.Default(), Grants: grants, Apps: apps, History: hist, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +138,77 @@ func newEnv(t *testing.T) *env {
 	h.Register(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, id: id, auth: auth, db: db}
+	return &env{t: t, srv: srv, id: id, auth: auth, db: db, grants: grants, apps: apps, hist: hist}
+}
+
+// fakeApps stands in for the authorization server's grant management:
+// names from a map, revocation straight on the real consent store.
+type fakeApps struct {
+	grants  *consent.SQLStore
+	names   map[string]string
+	mu      sync.Mutex
+	revoked []string
+}
+
+func (f *fakeApps) ClientNames(_ context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, id := range ids {
+		if n, ok := f.names[id]; ok {
+			out[id] = n
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeApps) RevokeGrant(ctx context.Context, grantID, customerID string) error {
+	g, err := f.grants.Get(ctx, grantID)
+	if err != nil || g.CustomerID != customerID {
+		return fmt.Errorf("fake: %w", ErrGrantNotFound)
+	}
+	f.mu.Lock()
+	f.revoked = append(f.revoked, grantID)
+	f.mu.Unlock()
+	_, err = f.grants.Revoke(ctx, grantID, "customer", testNow)
+	return err
+}
+
+// fakeHistory serves a fixed audit log, newest first like the real reader.
+type fakeHistory struct {
+	mu     sync.Mutex
+	events []AccessEvent // ascending seq
+	grants []string      // grant of each event
+}
+
+func (f *fakeHistory) add(grantID string, ev AccessEvent) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ev.Seq = int64(len(f.events) + 1)
+	f.events = append(f.events, ev)
+	f.grants = append(f.grants, grantID)
+}
+
+func (f *fakeHistory) GrantHistory(_ context.Context, grantID string, limit int, beforeSeq int64) ([]AccessEvent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []AccessEvent
+	for i := len(f.events) - 1; i >= 0 && len(out) < limit; i-- {
+		if f.grants[i] == grantID && (beforeSeq == 0 || f.events[i].Seq < beforeSeq) {
+			out = append(out, f.events[i])
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeHistory) LastAccess(_ context.Context, grantIDs []string) (map[string]time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]time.Time{}
+	for i, ev := range f.events {
+		if ev.Type == "data.access" && ev.Outcome == "allowed" && slices.Contains(grantIDs, f.grants[i]) {
+			out[f.grants[i]] = ev.OccurredAt
+		}
+	}
+	return out, nil
 }
 
 // browser keeps cookies and does not follow redirects, so tests see each 303.

@@ -248,7 +248,11 @@ func TestSecureCookieAndRequiredDeps(t *testing.T) {
 	if _, err := New(Deps{Identity: e.id, Authorizer: e.auth, Accounts: &fakeAccounts{}}); err == nil {
 		t.Fatal("New accepted Deps without Purposes")
 	}
-	h, err := New(Deps{Identity: e.id, Authorizer: e.auth, Accounts: &fakeAccounts{}, Purposes: purpose.Default(), Secure: true})
+	if _, err := New(Deps{Identity: e.id, Authorizer: e.auth, Accounts: &fakeAccounts{}, Purposes: purpose.Default()}); err == nil {
+		t.Fatal("New accepted Deps without the dashboard's Grants, Apps and History")
+	}
+	h, err := New(Deps{Identity: e.id, Authorizer: e.auth, Accounts: &fakeAccounts{}, Purposes: purpose.Default(),
+		Grants: e.grants, Apps: e.apps, History: e.hist, Secure: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,11 @@
 // Package web serves the customer's pages: login, the consent screen that
-// ends an OAuth authorization, and the dashboard. Pages are server-rendered
-// with html/template from embedded files and work without JavaScript (there
-// is none). Every form carries a CSRF token bound to the session. It must
-// not decide OAuth matters itself: the consent decision goes to the
-// Authorizer, which owns grants, codes and redirects.
+// ends an OAuth authorization, and the dashboard where customers see every
+// consent with its access history from the audit log and revoke it. Pages
+// are server-rendered with html/template from embedded files and work
+// without JavaScript (there is none). Every form carries a CSRF token bound
+// to the session. It must not decide OAuth matters itself: the consent
+// decision goes to the Authorizer, and a revocation to the GrantManager,
+// which own grants, tokens, codes and redirects.
 package web
 
 import (
@@ -65,6 +67,9 @@ type Deps struct {
 	Authorizer Authorizer
 	Accounts   accounts.Store   // ListByCustomer only
 	Purposes   *purpose.Table   // labels and descriptions shown to customers
+	Grants     Grants           // the customer's consents, for the dashboard
+	Apps       GrantManager     // app names and revocation, for the dashboard
+	History    History          // the audit log's view of each grant
 	Secure     bool             // set the cookie's Secure flag (the issuer is https)
 	Logger     *slog.Logger     // nil: discard
 	Now        func() time.Time // nil: time.Now
@@ -87,8 +92,9 @@ var staticFS embed.FS
 
 // New parses the embedded templates and returns a Handler.
 func New(d Deps) (*Handler, error) {
-	if d.Identity == nil || d.Authorizer == nil || d.Accounts == nil || d.Purposes == nil {
-		return nil, errors.New("web.New: Identity, Authorizer, Accounts and Purposes are required")
+	if d.Identity == nil || d.Authorizer == nil || d.Accounts == nil || d.Purposes == nil ||
+		d.Grants == nil || d.Apps == nil || d.History == nil {
+		return nil, errors.New("web.New: Identity, Authorizer, Accounts, Purposes, Grants, Apps and History are required")
 	}
 	h := &Handler{d: d, log: d.Logger, now: d.Now, pages: map[string]*template.Template{}}
 	if h.log == nil {
@@ -97,8 +103,8 @@ func New(d Deps) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	for _, name := range []string{"login", "consent", "dashboard", "error"} {
-		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	for _, name := range []string{"login", "consent", "dashboard", "grant", "error"} {
+		t, err := template.New(name).Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html", "templates/grant-summary.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web.New: template %s: %w", name, err)
 		}
@@ -122,6 +128,8 @@ func (h *Handler) Register(r gin.IRouter) {
 	g.GET("/consent", h.consentForm)
 	g.POST("/consent", h.consent)
 	g.GET("/dashboard", h.dashboard)
+	g.GET("/dashboard/consents/:grant_id", h.grantPage)
+	g.POST("/dashboard/consents/:grant_id/revoke", h.revoke)
 	g.GET("/static/*filepath", h.serveStatic)
 }
 

@@ -1,0 +1,172 @@
+package httpapi
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/consentgate/consentgate/internal/apperr"
+	"github.com/consentgate/consentgate/internal/audit"
+)
+
+// Reason of an allowed data.access event; refusals carry their error code.
+const reasonOK = "ok"
+
+// recordAccess is the first step of every data route ("no audit, no
+// data", SPEC §6). The rest of the chain answers into a buffer; then the
+// call's data.access event is recorded with the status and code that answer
+// carries, and only once that event is committed does the answer leave.
+//
+// If the event cannot be recorded the caller gets 503 audit_unavailable
+// instead, and no data. Refusals are held back the same way (fail closed):
+// every answer a client sees, 200 or 4xx, has its event in the log.
+func (h *dataHandler) recordAccess(c *gin.Context) {
+	orig := c.Writer
+	// The headers before the chain ran: restored when its answer is replaced,
+	// so no WWW-Authenticate or Retry-After of the withheld answer survives.
+	before := orig.Header().Clone()
+	held := &heldResponse{ResponseWriter: orig, status: http.StatusOK}
+	c.Writer = held
+	defer func() {
+		c.Writer = orig
+		if v := recover(); v != nil {
+			// The recovery middleware outside turns the panic into a 500
+			// without data; the log still says the call was made and failed.
+			ev := h.accessEvent(c, http.StatusInternalServerError, string(apperr.Internal))
+			if _, err := h.audit.Record(c.Request.Context(), ev); err != nil {
+				h.log.LogAttrs(c.Request.Context(), slog.LevelError, "audit event of a failed data call not recorded",
+					slog.String("interaction_id", ev.InteractionID), slog.String("err", err.Error()))
+			}
+			panic(v)
+		}
+	}()
+
+	c.Next()
+
+	c.Writer = orig
+	ev := h.accessEvent(c, held.status, refusalReason(c, held.status))
+	if _, err := h.audit.Record(c.Request.Context(), ev); err != nil {
+		header := orig.Header()
+		clear(header)
+		for k, v := range before {
+			header[k] = v
+		}
+		if !errors.Is(err, audit.ErrUnavailable) {
+			err = apperr.Wrap(apperr.AuditUnavailable, "The audit log could not record this request, so no data was returned.", err)
+		}
+		WriteProblem(c, err)
+		return
+	}
+	orig.WriteHeader(held.status)
+	if held.written {
+		// The whole body is known: a client can tell a cut-off answer.
+		orig.Header().Set("Content-Length", strconv.Itoa(held.body.Len()))
+		orig.WriteHeaderNow()
+		if _, err := orig.Write(held.body.Bytes()); err != nil {
+			_ = c.Error(err) // the client went away; recorded for the access log
+		}
+	}
+}
+
+// accessEvent describes the call as far as the gate learnt it: a call
+// refused for its token names no client; one refused later names the
+// client, customer, grant and scopes its token carries. The path is the
+// request path with the account id as sent (never the query), the account
+// is the one asked for (also when refused), and the purpose is the
+// Data-Purpose the client declared, or the consent's when it declared none.
+func (h *dataHandler) accessEvent(c *gin.Context, status int, reason string) audit.Event {
+	ev := audit.Event{
+		Type: audit.DataAccess, Outcome: audit.Denied, Reason: reason, Status: status,
+		Method: c.Request.Method, Path: c.Request.URL.Path, AccountID: c.Param("account_id"),
+		InteractionID: InteractionID(c),
+	}
+	if status >= 200 && status < 300 {
+		ev.Outcome = audit.Allowed
+	}
+	if v, ok := c.Get(callerKey); ok {
+		p := v.(*Principal)
+		ev.ClientID, ev.CustomerID, ev.GrantID, ev.Scopes, ev.Purpose = p.ClientID, p.CustomerID, p.GrantID, p.Scopes, p.Purpose
+		if cons := p.Consent; cons != nil {
+			ev.CustomerID = cmp.Or(ev.CustomerID, cons.CustomerID)
+			ev.GrantID = cmp.Or(ev.GrantID, cons.ID)
+			ev.Purpose = cons.Purpose
+		}
+	}
+	if declared := c.Request.Header.Values("Data-Purpose"); len(declared) > 0 {
+		ev.Purpose = strings.Join(declared, ", ")
+	}
+	return ev
+}
+
+// refusalReason is "ok" for a 2xx answer, otherwise the code of the error
+// the chain answered with (the problem's code or the RFC 6750 error).
+func refusalReason(c *gin.Context, status int) string {
+	if status >= 200 && status < 300 {
+		return reasonOK
+	}
+	if last := c.Errors.Last(); last != nil {
+		var te *TokenError
+		if errors.As(last.Err, &te) {
+			return cmp.Or(te.Code, "invalid_token")
+		}
+		return string(apperr.As(last.Err).Code)
+	}
+	return "http_" + strconv.Itoa(status)
+}
+
+// heldResponse keeps a data answer in memory until its audit event is
+// committed. Headers go to the real writer's map (they are not sent before
+// WriteHeaderNow on it); the status and body stay here.
+type heldResponse struct {
+	gin.ResponseWriter // the real writer
+	status             int
+	written            bool
+	body               bytes.Buffer
+}
+
+func (w *heldResponse) WriteHeader(code int) {
+	if code > 0 && !w.written {
+		w.status = code
+	}
+}
+
+func (w *heldResponse) WriteHeaderNow() { w.written = true }
+
+func (w *heldResponse) Write(b []byte) (int, error) {
+	w.written = true
+	return w.body.Write(b)
+}
+
+func (w *heldResponse) WriteString(s string) (int, error) {
+	w.written = true
+	return w.body.WriteString(s)
+}
+
+func (w *heldResponse) Status() int   { return w.status }
+func (w *heldResponse) Written() bool { return w.written }
+
+func (w *heldResponse) Size() int {
+	if !w.written {
+		return -1
+	}
+	return w.body.Len()
+}
+
+// Flush does nothing: flushing would send the answer before its event.
+func (w *heldResponse) Flush() {}
+
+// Hijack is refused: a hijacked connection would bypass the audit step.
+func (w *heldResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, errors.New("httpapi: data responses cannot be hijacked")
+}
+
+// Pusher is nil: nothing may reach the client before the event commits.
+func (w *heldResponse) Pusher() http.Pusher { return nil }

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/consentgate/consentgate/internal/audit"
+	"github.com/consentgate/consentgate/internal/oauth"
+	"github.com/consentgate/consentgate/internal/web"
+)
+
+// dashboardApps lets the customer's dashboard name apps and end grants
+// through the authorization server, which revokes the consent with every
+// token of it and audits consent.revoked.
+type dashboardApps struct {
+	p     *oauth.Provider
+	hooks *webhooks
+}
+
+func (a dashboardApps) ClientNames(ctx context.Context, ids []string) (map[string]string, error) {
+	return a.p.ClientNames(ctx, ids)
+}
+
+func (a dashboardApps) RevokeGrant(ctx context.Context, grantID, customerID string) error {
+	err := a.p.RevokeGrant(ctx, grantID, customerID, "customer")
+	if errors.Is(err, oauth.ErrGrantNotFound) {
+		return errors.Join(web.ErrGrantNotFound, err)
+	}
+	if err == nil {
+		// Tell the app now rather than at the next outbox round.
+		a.hooks.disp.Kick()
+	}
+	return err
+}
+
+// dashboardHistory shows the audit log to the dashboard.
+type dashboardHistory struct{ r *audit.Reader }
+
+func (h dashboardHistory) GrantHistory(ctx context.Context, grantID string, limit int, beforeSeq int64) ([]web.AccessEvent, error) {
+	evs, err := h.r.GrantHistory(ctx, grantID, limit, beforeSeq)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.AccessEvent, len(evs))
+	for i, ev := range evs {
+		out[i] = web.AccessEvent{Seq: ev.Seq, OccurredAt: ev.OccurredAt, Type: string(ev.Type), Outcome: string(ev.Outcome),
+			Reason: ev.Reason, AccountID: ev.AccountID, Method: ev.Method, Path: ev.Path, Status: ev.Status}
+	}
+	return out, nil
+}
+
+func (h dashboardHistory) LastAccess(ctx context.Context, grantIDs []string) (map[string]time.Time, error) {
+	return h.r.LastAccess(ctx, grantIDs)
+}

@@ -1,0 +1,179 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/internal/store"
+	"github.com/consentgate/consentgate/internal/testutil"
+	"github.com/consentgate/consentgate/internal/testutil/testdb"
+)
+
+// syncBuffer collects a subprocess's output for the failure report.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// buildConsentgate builds the real binary once for the test.
+func buildConsentgate(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(t.TempDir(), "consentgate")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/consentgate")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// serveNode runs `consentgate serve --demo` on addr and dbURL until the test
+// ends, and waits until it is ready.
+func serveNode(t *testing.T, bin, name, addr, dbURL, issuer string) *testutil.Server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "serve", "--demo", "--addr", addr, "--db", dbURL, "--issuer", issuer)
+	// The same secret on every node, so a token issued by one validates on all.
+	cmd.Env = append(os.Environ(), "CONSENTGATE_SECRET="+testutil.TestSecret)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // graceful shutdown
+	cmd.WaitDelay = 10 * time.Second
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start node %s: %v", name, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+		if t.Failed() {
+			t.Logf("node %s output:\n%s", name, out.String())
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("node %s exited: %v\n%s", name, err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s not ready after 60 s:\n%s", name, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return testutil.Attach(t, base)
+}
+
+// TestTwoNodeRevocation runs two `consentgate serve` processes on one
+// PostgreSQL database and revokes on one node by each of the three paths:
+// the app's next call on the other node gets 401, its refresh
+// invalid_grant, and introspection there says inactive. Nothing is cached:
+// the other node served the token just before.
+func TestTwoNodeRevocation(t *testing.T) {
+	if os.Getenv(testdb.EnvPostgresURL) == "" {
+		t.Skip("two nodes share PostgreSQL: run under ./scripts/with-postgres (make test)")
+	}
+	dbURL := testdb.URL(t, store.Postgres)
+	bin := buildConsentgate(t)
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	// One issuer for both: it names the service; each node is reached at its
+	// own address.
+	issuer := "http://" + addrA
+	a := serveNode(t, bin, "A", addrA, dbURL, issuer)
+	b := serveNode(t, bin, "B", addrB, dbURL, issuer)
+
+	revokeBy := []struct {
+		name             string
+		issueOn, otherOn *testutil.Server
+		revoke           func(t *testing.T, on *testutil.Server, tok testutil.Tokens)
+	}{
+		{"customer on the dashboard of A", a, b, func(t *testing.T, on *testutil.Server, tok testutil.Tokens) {
+			alice := on.NewBrowser()
+			loginBrowser(t, on, alice, "alice", "alice-password-1")
+			if r := dashboardRevoke(t, alice, tok.GrantID); r.StatusCode != http.StatusSeeOther {
+				t.Fatalf("dashboard revoke: %d %s", r.StatusCode, r.Body)
+			}
+		}},
+		{"app's DELETE /oauth2/grants on B", b, a, func(t *testing.T, on *testutil.Server, tok testutil.Tokens) {
+			req := on.NewRequest(t, http.MethodDelete, "/oauth2/grants/"+tok.GrantID, nil)
+			req.SetBasicAuth(testutil.DemoClientID, testutil.DemoClientSecret)
+			if r := on.Do(t, req); r.StatusCode != http.StatusNoContent {
+				t.Fatalf("DELETE grant: %d %s", r.StatusCode, r.Body)
+			}
+		}},
+		{"app's RFC 7009 refresh token revocation on A", a, b, func(t *testing.T, on *testutil.Server, tok testutil.Tokens) {
+			r := on.PostForm(t, "/oauth2/revoke", testutil.DemoClientID, testutil.DemoClientSecret, url.Values{"token": {tok.RefreshToken}})
+			if r.StatusCode != http.StatusOK {
+				t.Fatalf("revoke: %d %s", r.StatusCode, r.Body)
+			}
+		}},
+	}
+	for _, c := range revokeBy {
+		t.Run(c.name, func(t *testing.T) {
+			tok := c.issueOn.Authorize(t, testutil.DemoFlow())
+			for i := range 3 { // the other node serves the token: any cache would be warm now
+				if r := c.otherOn.Get(t, "/v1/accounts", tok.AccessToken); r.StatusCode != http.StatusOK {
+					t.Fatalf("other node before revocation, call %d: %d %s", i, r.StatusCode, r.Body)
+				}
+			}
+			c.revoke(t, c.issueOn, tok)
+			start := time.Now()
+			r := c.otherOn.Get(t, "/v1/accounts", tok.AccessToken)
+			if r.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("the next call on the other node after revocation: %d %s", r.StatusCode, r.Body)
+			}
+			expectLocked(t, c.otherOn, tok, "revoked")
+			if in := introspect(t, c.otherOn, tok.AccessToken); in["active"] != false {
+				t.Errorf("introspection on the other node: %v", in)
+			}
+			t.Logf("revoked by the %s: the next call on the other node got %d within %s", c.name, r.StatusCode,
+				strconv.FormatInt(time.Since(start).Milliseconds(), 10)+" ms")
+		})
+	}
+}
