@@ -106,6 +106,16 @@ func (h *dataHandler) accessEvent(c *gin.Context, status int, reason string) aud
 	return ev
 }
 
+// RefusalCode is the stable code of the error a request was answered with
+// (a problem code or an RFC 6750 error), or "" for a success: the metrics
+// count refusals by it.
+func RefusalCode(c *gin.Context) string {
+	if r := refusalReason(c, c.Writer.Status()); r != reasonOK {
+		return r
+	}
+	return ""
+}
+
 // refusalReason is "ok" for a 2xx answer, otherwise the code of the error
 // the chain answered with (the problem's code or the RFC 6750 error).
 func refusalReason(c *gin.Context, status int) string {

@@ -19,6 +19,7 @@ type dataHandler struct {
 	accounts accounts.Store
 	auth     Authenticator
 	audit    audit.Recorder
+	usage    UsageCounter
 	purposes *purpose.Table
 	log      *slog.Logger
 	now      func() time.Time
@@ -41,7 +42,10 @@ func RegisterData(r gin.IRouter, d Deps) {
 	if d.Audit == nil {
 		panic("httpapi.RegisterData: Deps.Audit is required (no audit, no data)")
 	}
-	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, purposes: d.Purposes, log: d.Logger, now: d.Now}
+	if d.Usage == nil {
+		panic("httpapi.RegisterData: Deps.Usage is required (SPEC §4 daily limits)")
+	}
+	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, usage: d.Usage, purposes: d.Purposes, log: d.Logger, now: d.Now}
 	if h.purposes == nil {
 		h.purposes = purpose.Default()
 	}
@@ -51,11 +55,11 @@ func RegisterData(r gin.IRouter, d Deps) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	v1 := r.Group("/v1", h.recordAccess, h.authenticate, h.checkDataPurpose)
-	v1.GET("/accounts", h.requireScope(purpose.ScopeAccounts), h.listAccounts)
-	v1.GET("/accounts/:account_id", h.requireScope(purpose.ScopeAccounts), h.loadAccount, h.getAccount)
-	v1.GET("/accounts/:account_id/balances", h.requireScope(purpose.ScopeBalances), h.loadAccount, h.getBalances)
-	v1.GET("/accounts/:account_id/transactions", h.requireScope(purpose.ScopeTransactions), h.loadAccount, h.listTransactions)
+	v1 := r.Group("/v1", h.recordAccess, h.authenticate)
+	v1.GET("/accounts", h.decide(purpose.ScopeAccounts), h.listAccounts)
+	v1.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts), h.loadAccount, h.getAccount)
+	v1.GET("/accounts/:account_id/balances", h.decide(purpose.ScopeBalances), h.loadAccount, h.getBalances)
+	v1.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions), h.loadAccount, h.listTransactions)
 }
 
 // The response shapes of SPEC §3: money as decimal strings in major units,
@@ -190,10 +194,6 @@ func (h *dataHandler) listTransactions(c *gin.Context) {
 // history is the consent's history window at now, narrowed by the purpose
 // policy should the policy have tightened since the consent was granted.
 func (h *dataHandler) history(cons *consent.Consent, now time.Time) historyWindow {
-	days := cons.HistoryDays
-	if policy, ok := h.purposes.Lookup(cons.Purpose); ok {
-		days = min(days, policy.MaxHistoryDays)
-	}
-	days = max(days, 0)
-	return historyWindow{Start: now.Add(-time.Duration(days) * purpose.Day), Days: days}
+	start := h.purposes.HistoryStart(cons, now)
+	return historyWindow{Start: start, Days: max(int(now.Sub(start)/purpose.Day), 0)}
 }

@@ -151,7 +151,7 @@ func TestDataPurposeHeader(t *testing.T) {
 	// account outside the consent is still purpose_prohibited.
 	rec := e.do(t, "pfm", "/v1/accounts/"+accSavings, "Data-Purpose", "marketing")
 	problem(t, rec, http.StatusForbidden, "purpose_prohibited")
-	if !strings.Contains(e.logs.String(), "data call refused: purpose") {
+	if !strings.Contains(e.logs.String(), `"msg":"data call refused","code":"purpose_prohibited"`) {
 		t.Error("refused purposes are not logged as security events")
 	}
 }

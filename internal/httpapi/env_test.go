@@ -56,6 +56,7 @@ type env struct {
 	signer *audit.Signer
 	v      *openapitest.V
 	logs   *syncBuffer
+	usage  *memUsage
 	// cardTxs are the card's transactions, newest first.
 	cardTxs []accounts.Transaction
 }
@@ -120,12 +121,28 @@ func newEnvWith(t *testing.T, rec audit.Recorder) *env {
 	}
 	e.engine = gin.New()
 	e.engine.Use(Middleware(log)...)
-	RegisterData(e.engine, Deps{Accounts: e.store, Auth: e.auth, Audit: rec, Logger: log, Now: func() time.Time { return testNow }})
+	e.usage = &memUsage{n: map[string]int{}}
+	RegisterData(e.engine, Deps{Accounts: e.store, Auth: e.auth, Audit: rec, Usage: e.usage, Logger: log, Now: func() time.Time { return testNow }})
 	RegisterAudit(e.engine, AuditDeps{Log: e.audit, Auth: e.auth, Keys: e.signer.KeySet(), Logger: log})
 	return e
 }
 
 const purposePFM = "personal_finance_management"
+
+// memUsage counts unattended calls in memory (the SQL counter is tested in
+// package consent).
+type memUsage struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (m *memUsage) CountUnattended(_ context.Context, id string, now time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := id + now.UTC().Format("2006-01-02")
+	m.n[k]++
+	return m.n[k], nil
+}
 
 // testSecret derives the checkpoint key of the auditor API tests.
 const testSecret = "httpapi-test-secret-0123456789abcdef"
@@ -310,13 +327,23 @@ func (s *syncBuffer) String() string {
 
 // do sends a GET with token (none when "") and extra headers as name,
 // value pairs, checks the response against openapi.yaml and returns it.
+// do sends a GET as an app whose customer is present (so the daily
+// unattended limit stays out of the way); pass HeaderCustomerIP "" to call
+// unattended.
 func (e *env) do(t *testing.T, token, target string, headers ...string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, target, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	req.Header.Set(HeaderCustomerIP, "198.51.100.7")
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i] == HeaderCustomerIP {
+			req.Header.Del(HeaderCustomerIP)
+			if headers[i+1] == "" {
+				continue
+			}
+		}
 		req.Header.Add(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"slices"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -76,75 +77,80 @@ func (h *dataHandler) authenticate(c *gin.Context) {
 	c.Next()
 }
 
-// checkPurpose enforces the Data-Purpose header (SPEC §4): absent means the
-// consent's purpose; a prohibited purpose anywhere in it is refused as such;
-// anything but exactly one value equal to the consent's purpose is not
-// consented. Values are compared as sent, without normalisation, so that
-// nothing but the consented code itself passes.
-func checkPurpose(values []string, consented string, table *purpose.Table) error {
-	for _, v := range values {
-		// The raw value first, then each element should the client send an
-		// HTTP list ("a, b"): a prohibited purpose is never hidden by company.
-		if purpose.IsProhibited(v) {
-			return errPurposeProhibited
-		}
-		for part := range strings.SplitSeq(v, ",") {
-			if purpose.IsProhibited(part) {
-				return errPurposeProhibited
-			}
-		}
-	}
-	if purpose.IsProhibited(consented) {
-		return errPurposeProhibited
-	}
-	if _, ok := table.Lookup(consented); !ok {
-		return apperr.New(apperr.PurposeNotConsented,
-			"The purpose of this consent is no longer offered. Ask the customer for a new consent with a current purpose.")
-	}
-	switch {
-	case len(values) == 0:
-		return nil
-	case len(values) > 1:
-		return apperr.New(apperr.PurposeNotConsented,
-			"Send the Data-Purpose header at most once, with the purpose the customer consented to: "+consented+".")
-	case values[0] != consented:
-		return apperr.New(apperr.PurposeNotConsented,
-			"Data-Purpose must be the purpose the customer consented to ("+consented+"), or be left out.")
-	}
-	return nil
-}
-
-var errPurposeProhibited = apperr.New(apperr.PurposeProhibited,
-	"This purpose is prohibited for every app (advertising, marketing, cross-selling, data sale, profiling). Data is never served for it.")
-
-// checkDataPurpose is the gate's purpose step.
-func (h *dataHandler) checkDataPurpose(c *gin.Context) {
-	p := PrincipalFrom(c)
-	if err := checkPurpose(c.Request.Header.Values("Data-Purpose"), p.Consent.Purpose, h.purposes); err != nil {
-		// A security event for operators too; the audit log records it as a
-		// denied data.access.
-		h.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "data call refused: purpose",
-			slog.String("code", string(apperr.As(err).Code)), slog.String("client_id", p.ClientID),
-			slog.String("grant_id", p.Consent.ID), slog.String("interaction_id", InteractionID(c)))
-		WriteProblem(c, err)
-		return
-	}
-	c.Next()
-}
-
-// requireScope admits the call when the token, its consent and the
-// consent's purpose policy all grant scope.
-func (h *dataHandler) requireScope(scope string) gin.HandlerFunc {
+// decide is the gate's purpose-limitation step for an endpoint needing
+// scope: purpose.Decide judges the token's consent, the Data-Purpose header
+// and the scope; only a call that passes is counted against the consent's
+// daily unattended limit (a refused call reads nothing, so it costs
+// nothing), and then judged again with the day's count.
+func (h *dataHandler) decide(scope string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p := PrincipalFrom(c)
-		policy, _ := h.purposes.Lookup(p.Consent.Purpose) // known: the purpose step checked
-		if !slices.Contains(p.Scopes, scope) || !p.Consent.HasScope(scope) || !policy.AllowsScope(scope) {
-			writeTokenError(c, &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope",
-				Description: "This call needs the " + scope + " scope, which this token does not carry."}, scope)
+		now := h.now()
+		call := purpose.Call{DataPurpose: c.Request.Header.Values("Data-Purpose"), Scope: scope,
+			TokenScopes: p.Scopes, CustomerPresent: true}
+		present, err := customerPresent(c.Request.Header.Values(HeaderCustomerIP))
+		if err != nil {
+			WriteProblem(c, err)
+			return
+		}
+		r := h.purposes.Decide(p.Consent, now, call)
+		if r == nil && !present {
+			n, err := h.usage.CountUnattended(c.Request.Context(), p.Consent.ID, now)
+			if err != nil {
+				WriteProblem(c, apperr.Wrap(apperr.Unavailable, "The call could not be counted against the consent's daily limit; retry shortly.", err))
+				return
+			}
+			call.CustomerPresent, call.UnattendedToday = false, n
+			r = h.purposes.Decide(p.Consent, now, call)
+		}
+		if r != nil {
+			h.refuse(c, p, scope, r)
 			return
 		}
 		c.Next()
 	}
+}
+
+// refuse answers a purpose-limitation refusal: token problems as RFC 6750
+// challenges, the rest as problem+json with the decision's code.
+func (h *dataHandler) refuse(c *gin.Context, p *Principal, scope string, r *purpose.Refusal) {
+	switch r.Code {
+	case purpose.RefuseInvalidToken:
+		writeTokenError(c, &TokenError{Description: r.Msg}, "")
+		return
+	case purpose.RefuseInsufficientScope:
+		writeTokenError(c, &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope", Description: r.Msg}, scope)
+		return
+	}
+	// A security event for operators too; the audit log records every
+	// refusal as a denied data.access.
+	h.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "data call refused",
+		slog.String("code", r.Code), slog.String("client_id", p.ClientID),
+		slog.String("grant_id", p.Consent.ID), slog.String("interaction_id", InteractionID(c)))
+	e := apperr.New(apperr.Code(r.Code), r.Msg)
+	if r.RetryAfter > 0 {
+		e.RetryAfter = int((r.RetryAfter + time.Second - 1) / time.Second)
+	}
+	WriteProblem(c, e)
+}
+
+// HeaderCustomerIP marks a call made while the customer uses the app
+// (FAPI): such calls are not counted against unattended limits.
+const HeaderCustomerIP = "x-fapi-customer-ip-address"
+
+// customerPresent reads x-fapi-customer-ip-address: absent means
+// unattended; present, it must be one IP address.
+func customerPresent(values []string) (bool, error) {
+	switch {
+	case len(values) == 0:
+		return false, nil
+	case len(values) == 1:
+		if _, err := netip.ParseAddr(strings.TrimSpace(values[0])); err == nil {
+			return true, nil
+		}
+	}
+	return false, apperr.New(apperr.InvalidRequest,
+		HeaderCustomerIP+" must be sent once, holding the customer's IP address (IPv4 or IPv6), or be left out for calls made without the customer.")
 }
 
 // loadAccount admits calls on an account the customer selected in the consent.

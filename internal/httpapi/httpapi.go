@@ -60,13 +60,22 @@ type TokenError struct {
 // Error implements error.
 func (e *TokenError) Error() string { return e.Code + ": " + e.Description }
 
+// UsageCounter counts the calls a consent makes without the customer
+// present, per UTC day, across every node.
+type UsageCounter interface {
+	// CountUnattended adds one call and returns the day's count with it.
+	CountUnattended(ctx context.Context, consentID string, now time.Time) (int, error)
+}
+
 // Deps are what the data API needs.
 type Deps struct {
 	Accounts accounts.Store
 	Auth     Authenticator
 	// Audit records one data.access event per call, allowed or refused,
 	// before its answer is sent (no audit, no data). Required.
-	Audit    audit.Recorder
+	Audit audit.Recorder
+	// Usage counts unattended calls per consent and day. Required.
+	Usage    UsageCounter
 	Purposes *purpose.Table   // nil: purpose.Default()
 	Logger   *slog.Logger     // refused purposes are logged here as security events; nil: discard
 	Now      func() time.Time // nil: time.Now

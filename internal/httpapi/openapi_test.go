@@ -63,7 +63,8 @@ func TestOpenAPIMatchesDataRoutes(t *testing.T) {
 	doc := loadSpec(t)
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
-	RegisterData(r, Deps{Audit: recorderFunc(func(_ context.Context, ev audit.Event) (audit.Event, error) { return ev, nil })})
+	RegisterData(r, Deps{Audit: recorderFunc(func(_ context.Context, ev audit.Event) (audit.Event, error) { return ev, nil }),
+		Usage: &memUsage{n: map[string]int{}}})
 	param := regexp.MustCompile(`:([a-z_]+)`)
 	routes := r.Routes()
 	if len(routes) != 4 {

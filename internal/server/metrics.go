@@ -2,12 +2,15 @@ package server
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/consentgate/consentgate/internal/httpapi"
 )
 
 // metrics is the server's Prometheus registry: one per server, so tests can
@@ -15,6 +18,7 @@ import (
 type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
+	refusals *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
@@ -25,13 +29,17 @@ func newMetrics() *metrics {
 			Name: "consentgate_http_requests_total",
 			Help: "HTTP requests by route template, method and status.",
 		}, []string{"route", "method", "status"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "consentgate_refusals_total",
+			Help: "Data, audit and provider API calls refused, by stable error code (purpose_prohibited, access_exceeded, …).",
+		}, []string{"code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "consentgate_http_request_duration_seconds",
 			Help:    "HTTP request latency by route template.",
 			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration,
+	m.reg.MustRegister(m.requests, m.refusals, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -46,6 +54,11 @@ func (m *metrics) middleware(c *gin.Context) {
 		route = "unmatched"
 	}
 	m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+	if strings.HasPrefix(route, "/v1/") {
+		if code := httpapi.RefusalCode(c); code != "" {
+			m.refusals.WithLabelValues(code).Inc()
+		}
+	}
 	m.duration.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
 }
 

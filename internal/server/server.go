@@ -174,6 +174,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	provider.Register(r)
 	httpapi.RegisterData(r, httpapi.Deps{
 		Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
+		Usage:  consent.NewSQLStore(s.db),
 		Logger: s.log, Now: s.now,
 	})
 	httpapi.RegisterProvider(r, httpapi.ProviderDeps{
