@@ -2,11 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +10,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/consentgate/consentgate/internal/keys"
 	"github.com/consentgate/consentgate/internal/store"
 )
 
@@ -29,7 +25,6 @@ const checkpointType = "audit-checkpoint+jws"
 
 // Signer signs checkpoints with an Ed25519 key derived from the server secret.
 type Signer struct {
-	priv   ed25519.PrivateKey
 	public jose.JSONWebKey
 	signer jose.Signer
 }
@@ -38,21 +33,8 @@ type Signer struct {
 // HMAC-SHA256(secret, "consentgate audit checkpoint v1"); the key id is its
 // RFC 7638 thumbprint (SHA-256, base64url).
 func NewSigner(secret []byte) *Signer {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(seedLabel))
-	priv := ed25519.NewKeyFromSeed(mac.Sum(nil))
-	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: string(jose.EdDSA), Use: "sig"}
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil { // an Ed25519 public key always has a thumbprint
-		panic(fmt.Sprintf("audit: thumbprint: %v", err))
-	}
-	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: priv, KeyID: pub.KeyID}},
-		(&jose.SignerOptions{}).WithType(checkpointType))
-	if err != nil { // only fails for unsupported key types
-		panic(fmt.Sprintf("audit: signer: %v", err))
-	}
-	return &Signer{priv: priv, public: pub, signer: signer}
+	k := keys.DeriveEd25519(secret, seedLabel)
+	return &Signer{public: k.Public, signer: k.Signer(checkpointType)}
 }
 
 // PublicJWK is the verification key, for the JWKS served at jwks_uri.

@@ -1,15 +1,14 @@
 package webhook
 
 import (
-	"crypto"
-	"crypto/ed25519"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/consentgate/consentgate/internal/keys"
 )
 
 // seedLabel derives the webhook key from the server secret. Every node holds
@@ -45,21 +44,8 @@ type Signer struct {
 // HMAC-SHA256(secret, "consentgate webhook signing v1"); the key id is the
 // key's RFC 7638 thumbprint (SHA-256, base64url).
 func NewSigner(secret []byte) *Signer {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(seedLabel))
-	priv := ed25519.NewKeyFromSeed(mac.Sum(nil))
-	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: string(jose.EdDSA), Use: "sig"}
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil { // an Ed25519 public key always has a thumbprint
-		panic(fmt.Sprintf("webhook: thumbprint: %v", err))
-	}
-	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: priv, KeyID: pub.KeyID}},
-		(&jose.SignerOptions{}).WithType(SignatureType))
-	if err != nil { // only fails for unsupported key types
-		panic(fmt.Sprintf("webhook: signer: %v", err))
-	}
-	return &Signer{public: pub, signer: signer}
+	k := keys.DeriveEd25519(secret, seedLabel)
+	return &Signer{public: k.Public, signer: k.Signer(SignatureType)}
 }
 
 // PublicJWK is the verification key, for the JWKS served at jwks_uri.
