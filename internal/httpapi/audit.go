@@ -75,17 +75,9 @@ func RegisterAudit(r gin.IRouter, d AuditDeps) {
 // the log holds every customer's activity, which no app acting for one
 // customer may read.
 func (h *auditHandler) authenticate(c *gin.Context) {
-	p, err := h.auth.Authenticate(c.Request.Context(), c.Request)
-	var te *TokenError
+	p, ok := authenticateToken(c, h.auth)
 	switch {
-	case errors.As(err, &te):
-		writeTokenError(c, te, "")
-		return
-	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", err))
-		return
-	case p == nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", errors.New("authenticator returned no principal")))
+	case !ok:
 		return
 	case p.Consent != nil || p.CustomerID != "":
 		writeTokenError(c, &TokenError{Status: http.StatusForbidden, Code: "insufficient_scope",

@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/apperr"
 	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/httpapi/openapitest"
@@ -246,6 +247,9 @@ func (f fakeAuth) Authenticate(_ context.Context, r *http.Request) (*Principal, 
 		panic("secret-panic-value")
 	case tok == "broken":
 		return nil, errors.New("dial tcp 10.0.0.7:5432: connection refused")
+	case tok == "db-down":
+		return nil, apperr.Wrap(apperr.Unavailable, "The token cannot be checked right now; retry shortly.",
+			errors.New("dial tcp 10.0.0.7:5432: connection refused"))
 	}
 	p, known := f[tok]
 	if !known {

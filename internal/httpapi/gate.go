@@ -47,17 +47,8 @@ func accountFrom(c *gin.Context) *accounts.Account {
 // too; checking it here again keeps the data API safe if that check ever
 // regresses, and at the very instant of the call.
 func (h *dataHandler) authenticate(c *gin.Context) {
-	p, err := h.auth.Authenticate(c.Request.Context(), c.Request)
-	var te *TokenError
-	switch {
-	case errors.As(err, &te):
-		writeTokenError(c, te, "")
-		return
-	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", err))
-		return
-	case p == nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", errors.New("authenticator returned no principal")))
+	p, ok := authenticateToken(c, h.auth)
+	if !ok {
 		return
 	}
 	c.Set(callerKey, p)
@@ -75,6 +66,28 @@ func (h *dataHandler) authenticate(c *gin.Context) {
 	}
 	c.Set(principalKey, p)
 	c.Next()
+}
+
+// authenticateToken validates the request's access token and answers the
+// problems itself (ok false): token errors as RFC 6750 challenges, a coded
+// failure (503 while the database is away) as it is, anything else as 500.
+func authenticateToken(c *gin.Context, auth Authenticator) (p *Principal, ok bool) {
+	p, err := auth.Authenticate(c.Request.Context(), c.Request)
+	var te *TokenError
+	var coded *apperr.E
+	switch {
+	case errors.As(err, &te):
+		writeTokenError(c, te, "")
+	case errors.As(err, &coded):
+		WriteProblem(c, err)
+	case err != nil:
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", err))
+	case p == nil:
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", errors.New("authenticator returned no principal")))
+	default:
+		return p, true
+	}
+	return nil, false
 }
 
 // decide is the gate's purpose-limitation step for an endpoint needing

@@ -111,19 +111,9 @@ func (h *providerHandler) write(kind ingest.Kind) gin.HandlerFunc {
 		ev := audit.Event{Type: EventProviderWrite, Method: c.Request.Method, Path: c.Request.URL.Path,
 			InteractionID: InteractionID(c)}
 
-		p, err := h.auth.Authenticate(ctx, c.Request)
-		var te *TokenError
-		switch {
-		case errors.As(err, &te):
-			// Not audited: nobody is known to have tried to write.
-			writeTokenError(c, te, "")
-			return
-		case err != nil:
-			WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", err))
-			return
-		case p == nil:
-			WriteProblem(c, apperr.Wrap(apperr.Internal, "authentication failed", errors.New("authenticator returned no principal")))
-			return
+		p, ok := authenticateToken(c, h.auth)
+		if !ok {
+			return // not audited: nobody is known to have tried to write
 		}
 		ev.ClientID, ev.Scopes = p.ClientID, p.Scopes
 		if p.Consent != nil || p.CustomerID != "" {

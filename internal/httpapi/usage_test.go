@@ -75,3 +75,17 @@ func TestCustomerIPHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenCheckUnavailable: when the token cannot be checked (database
+// away), every API answers 503 service_unavailable, never 401 (which would
+// tell the app its grant is gone) and never 500.
+func TestTokenCheckUnavailable(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/v1/accounts", "/v1/accounts/" + accCard + "/transactions", "/v1/audit/verify"} {
+		rec := e.do(t, "db-down", path)
+		p := problem(t, rec, http.StatusServiceUnavailable, "service_unavailable")
+		if strings.Contains(rec.Body.String(), "10.0.0.7") || strings.Contains(p.Detail, "dial") {
+			t.Errorf("%s: the cause leaked: %s", path, rec.Body)
+		}
+	}
+}
