@@ -101,9 +101,17 @@ type transactionView struct {
 	Amount               string  `json:"amount"`
 	Currency             string  `json:"currency"`
 	Description          string  `json:"description"`
-	MerchantName         string  `json:"merchant_name"`
-	MerchantCategoryCode string  `json:"merchant_category_code"`
-	CardLast4            string  `json:"card_last4"`
+	MerchantName         *string `json:"merchant_name"`          // null when none
+	MerchantCategoryCode *string `json:"merchant_category_code"` // null when no card merchant
+	CardLast4            *string `json:"card_last4"`             // null when no card
+}
+
+// orNull is nil for "": the store keeps absent text as "", the API says null.
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 type single[T any] struct {
@@ -177,7 +185,7 @@ func (h *dataHandler) listTransactions(c *gin.Context) {
 		out.Data[i] = transactionView{
 			TransactionID: t.ID, AccountID: t.AccountID, Status: t.Status, TransactedAt: timestamp(t.TransactedAt),
 			Amount: accounts.FormatMinor(t.Amount, t.Currency), Currency: t.Currency, Description: t.Description,
-			MerchantName: t.MerchantName, MerchantCategoryCode: t.MCC, CardLast4: t.CardLast4,
+			MerchantName: orNull(t.MerchantName), MerchantCategoryCode: orNull(t.MCC), CardLast4: orNull(t.CardLast4),
 		}
 		if t.Status == accounts.StatusBooked && t.BookedAt != nil {
 			s := timestamp(*t.BookedAt)

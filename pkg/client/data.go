@@ -36,17 +36,19 @@ type Balances struct {
 
 // Transaction is a card transaction; Amount is negative for money out.
 type Transaction struct {
-	TransactionID        string  `json:"transaction_id"`
-	AccountID            string  `json:"account_id"`
-	Status               string  `json:"status"` // booked | pending
-	TransactedAt         string  `json:"transacted_at"`
-	BookedAt             *string `json:"booked_at"`
-	Amount               string  `json:"amount"`
-	Currency             string  `json:"currency"`
-	Description          string  `json:"description"`
-	MerchantName         string  `json:"merchant_name"`
-	MerchantCategoryCode string  `json:"merchant_category_code"`
-	CardLast4            string  `json:"card_last4"`
+	TransactionID string  `json:"transaction_id"`
+	AccountID     string  `json:"account_id"`
+	Status        string  `json:"status"` // booked | pending
+	TransactedAt  string  `json:"transacted_at"`
+	BookedAt      *string `json:"booked_at"`
+	Amount        string  `json:"amount"`
+	Currency      string  `json:"currency"`
+	Description   string  `json:"description"`
+	// The API sends null for these when there is no merchant or no card
+	// (a transfer, a salary); they are then "".
+	MerchantName         string `json:"merchant_name"`
+	MerchantCategoryCode string `json:"merchant_category_code"`
+	CardLast4            string `json:"card_last4"`
 }
 
 // TransactionQuery filters a transaction listing; zero values are the
