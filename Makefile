@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 BIN     ?= bin/consentgate
 
-.PHONY: run test test-sqlite build lint vet fmt bench clean
+.PHONY: run test test-sqlite build lint vet fmt bench clean fuzz chaos soak gosec
 
 ## run: serve the demo on embedded SQLite (consentgate.db here) at http://localhost:8080
 run:
@@ -17,10 +17,44 @@ test:
 test-sqlite:
 	$(GO) test -count=1 $(PKGS)
 
-## bench: what "no audit, no data" costs: the same reads with the durable audit write and without, side by side
-## in one run, on SQLite and PostgreSQL (prints req/s of each, their ratio, events/s appended and verified)
+# make bench's shape: transactions in each seeded database, the dialects, the load per endpoint, connections.
+BENCH_SIZES    ?= 100000 1000000 10000000
+BENCH_DB       ?= sqlite postgres
+BENCH_DURATION ?= 10s
+BENCH_CONNS    ?= 50
+
+## bench: seed databases of BENCH_SIZES transactions (BENCH_DB), start the real server, take tokens through the
+## real flow and load the data API, its ungated baselines and the token endpoint (vegeta); prints the table and
+## writes docs/benchmarks.md and docs/benchmarks.svg. Then what "no audit, no data" costs: the same reads with the
+## durable audit write and without, side by side (req/s of each, their ratio, events/s appended and verified).
 bench:
+	BENCH_SIZES="$(BENCH_SIZES)" BENCH_DB="$(BENCH_DB)" BENCH_DURATION=$(BENCH_DURATION) BENCH_CONNS=$(BENCH_CONNS) \
+		CONSENTGATE_TEST_PG_FSYNC=on ./scripts/with-postgres $(GO) test -tags bench -run '^TestBench$$' -v -count=1 -timeout 180m ./bench/
 	./scripts/with-postgres $(GO) test -run '^$$' -bench AuditGate -benchtime 1x -count 1 -timeout 10m ./internal/server/
+
+## fuzz: every fuzz target (go test -list) for FUZZTIME each, one after another; a failing input is saved
+## under the package's testdata/fuzz/ and make test replays it (scripts/fuzz-all)
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz-all
+
+## chaos: kill -9 a node CHAOS_KILLS times under a mixed load, on SQLite and PostgreSQL, checking after every kill
+## that the audit log verifies and nothing was lost, half-written or honoured twice (internal/server/chaos_test.go)
+CHAOS_KILLS ?= 20
+chaos:
+	CHAOS_KILLS=$(CHAOS_KILLS) ./scripts/with-postgres $(GO) test -tags chaos -run '^TestChaos$$' -count=1 -v -timeout 30m ./internal/server/
+
+## soak: SOAK_DURATION of mixed load on one node (SOAK_DB=sqlite|postgres); prints its memory, goroutines and
+## open files after a warm-up and at the end (internal/server/soak_test.go)
+SOAK_DURATION ?= 30m
+SOAK_DB       ?= sqlite
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_DB=$(SOAK_DB) ./scripts/with-postgres $(GO) test -tags soak -run '^TestSoak$$' -count=1 -v -timeout 0 ./internal/server/
+
+## gosec: the security linter over ./...; every exclusion is a `#nosec Gxxx -- why` at its line
+GOSEC_VERSION ?= v2.30.0
+gosec:
+	$(GO) run github.com/securego/gosec/v2/cmd/gosec@$(GOSEC_VERSION) -quiet ./...
 
 ## build: the consentgate binary in bin/
 build:

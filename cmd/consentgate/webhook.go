@@ -43,10 +43,10 @@ func runWebhook(ctx context.Context, args []string, stdout io.Writer, log *slog.
 			return nil, nil, err
 		}
 		if err := db.Migrate(ctx, log); err != nil {
-			db.Close()
+			_ = db.Close() // the migration error is the one to report
 			return nil, nil, err
 		}
-		return webhook.NewStore(db, nil), func() { db.Close() }, nil
+		return webhook.NewStore(db, nil), func() { _ = db.Close() }, nil
 	}
 	switch args[0] {
 	case "set":

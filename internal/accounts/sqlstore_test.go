@@ -451,17 +451,31 @@ func TestTransactionsQueryUsesIndex(t *testing.T) {
 		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusBooked, Limit: 10, After: after}, "transactions_account_status_time_idx"},
 	} {
 		query, args := txPageSQL(q.q)
-		var plan []struct{ Detail string }
-		if err := db.Raw("EXPLAIN QUERY PLAN "+query, args...).Scan(&plan).Error; err != nil {
+		rows, err := db.SQL().Query("EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
 			t.Fatal(err)
 		}
 		var details []string
-		for _, p := range plan {
-			details = append(details, p.Detail)
+		for rows.Next() {
+			var id, parent, notUsed int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+				t.Fatal(err)
+			}
+			details = append(details, detail)
 		}
+		rows.Close()
 		all := strings.Join(details, "; ")
 		if !strings.Contains(all, q.index) || strings.Contains(all, "TEMP B-TREE") {
 			t.Errorf("status=%q after=%v: plan %q, want a walk of %s without a sort", q.q.Status, q.q.After != nil, all, q.index)
 		}
+	}
+	// A cursor starts the index walk at its own position: the range's upper
+	// bound is the cursor's time, not the window's end, so a deep page
+	// costs what the first one does.
+	deep := TxKey{TransactedAt: now.Add(-300 * 24 * time.Hour), ID: "x"}
+	_, args := txPageSQL(TxQuery{AccountID: "a", From: now.Add(-400 * 24 * time.Hour), To: now, Limit: 10, After: &deep})
+	if args[2] != store.Micros(deep.TransactedAt) {
+		t.Errorf("upper bound %v, want the cursor's time %v", args[2], store.Micros(deep.TransactedAt))
 	}
 }

@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -90,18 +91,45 @@ func (s *SQLStore) Get(ctx context.Context, id string) (*Consent, error) {
 	return s.get(s.db.WithContext(ctx), id)
 }
 
+// get loads a consent with its accounts in one query (a LEFT JOIN: one row
+// per account, or one row without). The data API loads the consent of
+// every call, so this is straight database/sql on tx's connection, without
+// gorm's statement builder and reflective scanning; $n placeholders are
+// positional in both drivers.
 func (s *SQLStore) get(tx *gorm.DB, id string) (*Consent, error) {
-	var rows []row
-	if err := tx.Raw(`SELECT `+columns+` FROM consents WHERE id = ?`, id).Scan(&rows).Error; err != nil {
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, `SELECT c.id, c.client_id, c.customer_id, c.status,
+			c.scopes, c.purpose, c.history_days, c.duration_seconds, c.created_at, c.authorized_at, c.expires_at,
+			c.revoked_at, c.revoked_by, c.updated_at, ca.account_id
+		FROM consents c LEFT JOIN consent_accounts ca ON ca.consent_id = c.id
+		WHERE c.id = $1 ORDER BY ca.account_id`, id)
+	if err != nil {
 		return nil, fmt.Errorf("consent.Get: %w", err)
 	}
-	if len(rows) == 0 {
-		return nil, ErrNotFound
+	defer rows.Close()
+	var c *Consent
+	for rows.Next() {
+		var (
+			r       row
+			account sql.NullString
+		)
+		if err := rows.Scan(&r.ID, &r.ClientID, &r.CustomerID, &r.Status, &r.Scopes, &r.Purpose, &r.HistoryDays,
+			&r.DurationSeconds, &r.CreatedAt, &r.AuthorizedAt, &r.ExpiresAt, &r.RevokedAt, &r.RevokedBy, &r.UpdatedAt,
+			&account); err != nil {
+			return nil, fmt.Errorf("consent.Get: %w", err)
+		}
+		if c == nil {
+			c = r.consent()
+			c.AccountIDs = []string{}
+		}
+		if account.Valid {
+			c.AccountIDs = append(c.AccountIDs, account.String)
+		}
 	}
-	c := rows[0].consent()
-	if err := tx.Raw(`SELECT account_id FROM consent_accounts WHERE consent_id = ? ORDER BY account_id`, id).
-		Scan(&c.AccountIDs).Error; err != nil {
-		return nil, fmt.Errorf("consent.Get accounts: %w", err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("consent.Get: %w", err)
+	}
+	if c == nil {
+		return nil, ErrNotFound
 	}
 	return c, nil
 }

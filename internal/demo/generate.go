@@ -75,35 +75,12 @@ func Generate(ctx context.Context, d Deps, o Options) (Stats, error) {
 			return Stats{}, fmt.Errorf("demo.Generate: %w", err)
 		}
 	}
-	var st Stats
-	w := &writer{store: d.Accounts}
-	every := max(1, o.Customers/20)
-	for i := 1; i <= o.Customers; i++ {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		r := rand.New(rand.NewPCG(o.Seed, uint64(i)))
-		cust, h := generatedHousehold(r, i, o.TransactionsPerAccount)
-		hist := generateHistory(r, h, now)
-		if err := d.Identity.CreateCustomerWithHash(ctx, cust, hash); err != nil {
-			return st, fmt.Errorf("demo.Generate: %w", err)
-		}
-		if err := w.household(ctx, h, hist); err != nil {
-			return st, fmt.Errorf("demo.Generate: %s: %w", cust.ID, err)
-		}
-		for _, b := range hist.balances {
-			if err := d.Accounts.UpsertBalance(ctx, b); err != nil {
-				return st, fmt.Errorf("demo.Generate: %w", err)
-			}
-		}
-		st.Customers++
-		st.Accounts += len(h.ledgers())
-		st.Transactions += len(hist.txs)
-		if o.Progress != nil && (i%every == 0 || i == o.Customers) {
-			fmt.Fprintf(o.Progress, "demo: %d/%d customers, %d accounts, %d transactions\n", i, o.Customers, st.Accounts, st.Transactions)
-		}
+	var w sink = &upsertWriter{w: writer{store: d.Accounts}, identity: d.Identity, hash: hash}
+	if l, ok := d.Accounts.(Loader); ok {
+		w = &loadWriter{loader: l, identity: d.Identity, hash: hash}
 	}
-	if err := w.flush(ctx); err != nil {
+	st, err := generateAll(ctx, w, o, now, start)
+	if err != nil {
 		return st, fmt.Errorf("demo.Generate: %w", err)
 	}
 	log.InfoContext(ctx, "demo data generated", "customers", st.Customers, "accounts", st.Accounts,

@@ -27,14 +27,15 @@ const maxInteractionID = 128
 type interactionKey struct{}
 
 // Middleware is the chain every request goes through, outermost first:
-// interaction id, access log, security headers, panic recovery. The access
-// log sits outside the recovery so that a panic is logged as the 500 it
-// became.
+// interaction id, access log, security headers, panic recovery, request
+// limits (limits.go). The access log sits outside the recovery so that a
+// panic is logged as the 500 it became; the limits sit inside everything
+// else so that a refusal carries an interaction id and is logged.
 func Middleware(log *slog.Logger) []gin.HandlerFunc {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return []gin.HandlerFunc{interactionID, accessLog(log), securityHeaders, recoverPanics(log)}
+	return []gin.HandlerFunc{interactionID, accessLog(log), securityHeaders, recoverPanics(log), limits}
 }
 
 // InteractionID returns the request's interaction id, or "" outside a

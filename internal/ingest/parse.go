@@ -387,6 +387,8 @@ func csvHeader(row []string) ([]string, *FieldError) {
 			}
 		}
 		switch {
+		case c == "":
+			return nil, &FieldError{Reason: fmt.Sprintf("column %d of the header has no name", i+1)}
 		case !known:
 			return nil, &FieldError{Field: c, Reason: "unknown column: " + unknownFieldReason(c)}
 		case seen[c]:

@@ -17,7 +17,7 @@ import (
 // that the algorithm list, the audience per endpoint and the clock are ours.
 
 const (
-	assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" // #nosec G101 -- an RFC 7523 URN, not a credential
 	// assertionMaxLifetime bounds how far ahead exp may be: an assertion is
 	// made for one request, and its jti is kept until exp.
 	assertionMaxLifetime = 5 * time.Minute

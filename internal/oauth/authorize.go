@@ -42,6 +42,10 @@ func (p *Provider) handleAuthorize(c *gin.Context) {
 	r := c.Request
 	ctx := r.Context()
 	q := r.URL.Query()
+	if err := checkParams(q); err != nil {
+		p.writeAuthorizeError(ctx, c.Writer, fosite.NewAuthorizeRequest(), err)
+		return
+	}
 	if q.Get("request") != "" {
 		p.writeAuthorizeError(ctx, c.Writer, fosite.NewAuthorizeRequest(),
 			fosite.ErrInvalidRequest.WithHint("'request' objects are not supported."))

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -147,21 +149,6 @@ func (h *secretHasher) Compare(ctx context.Context, hash, data []byte) error {
 	return nil
 }
 
-type clientRow struct {
-	ID           string
-	Name         string
-	SecretHash   *string
-	RedirectURIs string `gorm:"column:redirect_uris"`
-	GrantTypes   string
-	Scopes       string
-	Purposes     string
-	AuthMethod   string
-	JWKS         *string `gorm:"column:jwks"`
-	JWKSURI      *string `gorm:"column:jwks_uri"`
-	DPoP         bool    `gorm:"column:dpop"`
-	CreatedAt    int64
-}
-
 // GetClient implements fosite.ClientManager.
 func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	c, err := s.client(ctx, id)
@@ -171,34 +158,79 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 	return c, nil
 }
 
-func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
-	var rows []clientRow
-	err := s.conn(ctx).Raw(`SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, jwks_uri, dpop, created_at
-		FROM oauth_clients WHERE id = ?`, id).Scan(&rows).Error
-	if err != nil {
-		return nil, dbErr("get client", err)
+// clientColumns are the oauth_clients columns scanClient reads, for a
+// table aliased k.
+const clientColumns = "k.id, k.name, k.secret_hash, k.redirect_uris, k.grant_types, k.scopes, k.purposes, k.auth_method, k.jwks, k.jwks_uri, k.dpop, k.created_at"
+
+// scanClient builds a client from a row of clientColumns (after any
+// columns already given in dst).
+func scanClient(scan func(dest ...any) error, dst ...any) (*Client, error) {
+	var (
+		c                                          Client
+		secretHash, jwks, jwksURI                  sql.NullString
+		redirectURIs, grantTypes, scopes, purposes string
+		createdAt                                  int64
+	)
+	dst = append(dst, &c.ID, &c.Name, &secretHash, &redirectURIs, &grantTypes, &scopes, &purposes, &c.AuthMethod,
+		&jwks, &jwksURI, &c.DPoP, &createdAt)
+	if err := scan(dst...); err != nil {
+		return nil, err
 	}
-	if len(rows) == 0 {
-		return nil, fosite.ErrNotFound.WithHint("Unknown client.")
+	c.CreatedAt = store.FromMicros(createdAt)
+	if secretHash.Valid {
+		c.SecretHash = []byte(secretHash.String)
 	}
-	r := rows[0]
-	c := &Client{ID: r.ID, Name: r.Name, AuthMethod: r.AuthMethod, DPoP: r.DPoP, CreatedAt: store.FromMicros(r.CreatedAt)}
-	if r.SecretHash != nil {
-		c.SecretHash = []byte(*r.SecretHash)
+	if jwks.Valid {
+		c.JWKS = []byte(jwks.String)
 	}
-	if r.JWKS != nil {
-		c.JWKS = []byte(*r.JWKS)
-	}
-	if r.JWKSURI != nil {
-		c.JWKSURI = *r.JWKSURI
-	}
+	c.JWKSURI = jwksURI.String
 	for _, f := range []struct {
 		src string
 		dst *[]string
-	}{{r.RedirectURIs, &c.RedirectURIs}, {r.GrantTypes, &c.GrantTypes}, {r.Scopes, &c.Scopes}, {r.Purposes, &c.Purposes}} {
-		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
-			return nil, fmt.Errorf("oauth store: client %s: %w", id, err)
+	}{{redirectURIs, &c.RedirectURIs}, {grantTypes, &c.GrantTypes}, {scopes, &c.Scopes}, {purposes, &c.Purposes}} {
+		if err := decodeStrings(f.src, f.dst); err != nil {
+			return nil, fmt.Errorf("oauth store: client %s: %w", c.ID, err)
 		}
+	}
+	return &c, nil
+}
+
+// decodeStrings decodes a JSON array of strings as CreateClient stores
+// them. Every token check reads a client, so the common form (no escapes)
+// is split directly; anything else goes through encoding/json.
+func decodeStrings(src string, dst *[]string) error {
+	inner, ok := strings.CutPrefix(src, "[")
+	if inner, ok2 := strings.CutSuffix(inner, "]"); ok && ok2 && !strings.ContainsRune(inner, '\\') {
+		if inner == "" {
+			*dst = []string{}
+			return nil
+		}
+		parts := strings.Split(inner, ",")
+		out := make([]string, len(parts))
+		for i, p := range parts {
+			v, ok := strings.CutPrefix(p, `"`)
+			if v, ok2 := strings.CutSuffix(v, `"`); ok && ok2 && !strings.ContainsRune(v, '"') {
+				out[i] = v
+				continue
+			}
+			return json.Unmarshal([]byte(src), dst)
+		}
+		*dst = out
+		return nil
+	}
+	return json.Unmarshal([]byte(src), dst)
+}
+
+// client loads a registration. Every client-authenticated request does, so
+// it is one indexed read straight through database/sql.
+func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
+	row := s.sqlConn(ctx).QueryRowContext(ctx, `SELECT `+clientColumns+` FROM oauth_clients k WHERE k.id = $1`, id)
+	c, err := scanClient(row.Scan)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fosite.ErrNotFound.WithHint("Unknown client.")
+	case err != nil:
+		return nil, dbErr("get client", err)
 	}
 	return c, nil
 }

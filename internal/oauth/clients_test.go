@@ -2,7 +2,9 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -63,5 +65,19 @@ func TestCreateClient(t *testing.T) {
 	s.ID = appID
 	if _, _, err := p.CreateClient(ctx, s); !errors.Is(err, ErrClientExists) {
 		t.Errorf("duplicate id: %v", err)
+	}
+}
+
+func TestDecodeStrings(t *testing.T) {
+	for _, in := range [][]string{{}, {"a"}, {"accounts:read", "balances:read"}, {"https://x/cb?a=1,b", "q\"uote", `back\slash`, "ünï", ""}} {
+		b, _ := json.Marshal(in)
+		var got []string
+		if err := decodeStrings(string(b), &got); err != nil || !slices.Equal(got, in) || got == nil {
+			t.Errorf("%s: %q %v", b, got, err)
+		}
+	}
+	var got []string
+	if err := decodeStrings(`["a",`, &got); err == nil {
+		t.Error("broken JSON accepted")
 	}
 }

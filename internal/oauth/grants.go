@@ -47,11 +47,16 @@ func (p *Provider) ownGrant(c *gin.Context) (*consent.Consent, fosite.Client, er
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := p.consents.Get(ctx, c.Param("grant_id"))
+	id := c.Param("grant_id")
+	if !cleanParam(id) {
+		// No grant id holds such bytes, and PostgreSQL refuses them as text.
+		return nil, client, fosite.ErrNotFound.WithHint("No such grant.")
+	}
+	g, err := p.consents.Get(ctx, id)
 	if errors.Is(err, consent.ErrNotFound) || (err == nil && g.ClientID != client.GetID()) {
 		return nil, client, fosite.ErrNotFound.WithHint("No such grant.")
 	} else if err != nil {
-		return nil, client, p.serverError(ctx, "grants: load", err)
+		return nil, client, p.serverError(ctx, "grants: load", errors.Join(ErrStorage, err))
 	}
 	return g, client, nil
 }
@@ -60,7 +65,7 @@ func (p *Provider) ownGrant(c *gin.Context) (*consent.Consent, fosite.Client, er
 func (p *Provider) handleGetGrant(c *gin.Context) {
 	g, _, err := p.ownGrant(c)
 	if err != nil {
-		p.oauth.WriteAccessError(c.Request.Context(), c.Writer, nil, err)
+		p.oauth.WriteAccessError(c.Request.Context(), c.Writer, nil, unavailable(err))
 		return
 	}
 	out := grantJSON{
@@ -83,11 +88,11 @@ func (p *Provider) handleDeleteGrant(c *gin.Context) {
 	ctx := c.Request.Context()
 	g, client, err := p.ownGrant(c)
 	if err != nil {
-		p.oauth.WriteAccessError(ctx, c.Writer, nil, err)
+		p.oauth.WriteAccessError(ctx, c.Writer, nil, unavailable(err))
 		return
 	}
 	if err := p.endGrant(ctx, g.ID, client.GetID(), g.CustomerID, "client"); err != nil {
-		p.oauth.WriteAccessError(ctx, c.Writer, nil, p.serverError(ctx, "grants: revoke", err))
+		p.oauth.WriteAccessError(ctx, c.Writer, nil, p.serverError(ctx, "grants: revoke", errors.Join(ErrStorage, err)))
 		return
 	}
 	c.Status(http.StatusNoContent)

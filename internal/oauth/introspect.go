@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -43,7 +44,7 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 	}
 	client, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm)
 	if err != nil {
-		p.oauth.WriteAccessError(ctx, c.Writer, nil, err)
+		p.oauth.WriteAccessError(ctx, c.Writer, nil, answer(err))
 		return
 	}
 	token := r.PostForm.Get("token")
@@ -55,6 +56,13 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 	c.Header("Pragma", "no-cache")
 	out := introspection{}
 	tu, ar, err := p.oauth.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), &Session{})
+	if errors.Is(err, ErrStorage) {
+		// An outage must not read as "inactive": a resource server would
+		// treat a live token as revoked.
+		p.log.ErrorContext(ctx, "oauth: introspect", "error", err)
+		p.oauth.WriteAccessError(ctx, c.Writer, nil, fosite.ErrTemporarilyUnavailable)
+		return
+	}
 	if err != nil || ar.GetClient().GetID() != client.GetID() {
 		c.JSON(http.StatusOK, out)
 		return

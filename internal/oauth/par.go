@@ -44,7 +44,7 @@ func (p *Provider) handlePAR(c *gin.Context) {
 	ctx := r.Context()
 	ar, err := p.oauth.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
-		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, err)
+		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, answer(err))
 		return
 	}
 	client, ok := ar.GetClient().(*Client)
@@ -57,11 +57,11 @@ func (p *Provider) handlePAR(c *gin.Context) {
 	}
 	terms, err := p.checkPAR(ctx, ar, client)
 	if err != nil {
-		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, err)
+		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, answer(err))
 		return
 	}
 	if err := p.parDPoP(c, client, ar.GetRequestForm()); err != nil {
-		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, err)
+		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, answer(err))
 		return
 	}
 	if terms.replaces != nil {
@@ -70,7 +70,7 @@ func (p *Provider) handlePAR(c *gin.Context) {
 	}
 	resp, err := p.oauth.NewPushedAuthorizeResponse(ctx, ar, &Session{GrantID: ar.GetID(), Purpose: terms.purpose})
 	if err != nil {
-		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, err)
+		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, answer(err))
 		return
 	}
 	if terms.replaces == nil {

@@ -121,7 +121,7 @@ func New(d Deps) (*Provider, error) {
 		nonceKey: deriveKey(d.Secret, "dpop-nonce"),
 	}
 	p.jwks = newJWKSCache(p.now)
-	p.store = &fositeStore{db: d.DB, now: p.now}
+	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}}
 	p.config = &fosite.Config{
 		AccessTokenLifespan:             accessTokenLifespan,
 		AuthorizeCodeLifespan:           authorizeCodeLifespan,
@@ -167,15 +167,16 @@ func New(d Deps) (*Provider, error) {
 	return p, nil
 }
 
-// Register mounts the OAuth endpoints of SPEC §2 on r.
+// Register mounts the OAuth endpoints of SPEC §2 on r. The form endpoints
+// refuse repeated or malformed parameters first (singleParams).
 func (p *Provider) Register(r gin.IRouter) {
 	r.GET("/.well-known/oauth-authorization-server", p.handleMetadata)
 	r.GET("/jwks", p.handleJWKS)
-	r.POST("/oauth2/par", p.handlePAR)
+	r.POST("/oauth2/par", p.singleParams, p.handlePAR)
 	r.GET("/oauth2/authorize", p.handleAuthorize)
-	r.POST("/oauth2/token", p.handleToken)
-	r.POST("/oauth2/introspect", p.handleIntrospect)
-	r.POST("/oauth2/revoke", p.handleRevoke)
+	r.POST("/oauth2/token", p.singleParams, p.handleToken)
+	r.POST("/oauth2/introspect", p.singleParams, p.handleIntrospect)
+	r.POST("/oauth2/revoke", p.singleParams, p.handleRevoke)
 	r.GET("/oauth2/grants/:grant_id", p.handleGetGrant)
 	r.DELETE("/oauth2/grants/:grant_id", p.handleDeleteGrant)
 }
@@ -194,8 +195,25 @@ func limitBody(c *gin.Context) *http.Request {
 	return c.Request
 }
 
-// serverError logs the cause of a 5xx and keeps it from the client.
+// serverError logs the cause of a 5xx and keeps it from the client. A
+// database failure is 503 temporarily_unavailable (RFC 6749 §4.1.2.1), not
+// 500 server_error: the client should retry, and nothing about its request
+// or grant was judged.
 func (p *Provider) serverError(ctx context.Context, op string, err error) *fosite.RFC6749Error {
 	p.log.ErrorContext(ctx, "oauth: "+op, "error", err)
+	if errors.Is(err, ErrStorage) {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
 	return fosite.ErrServerError.WithWrap(err)
+}
+
+// unavailable turns an error that fosite made of a database failure into
+// temporarily_unavailable, as serverError does for ours: whatever fosite
+// called it (server_error, or invalid_client when client authentication
+// could not read the client), nothing was judged.
+func unavailable(err error) error {
+	if errors.Is(err, ErrStorage) {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	return err
 }

@@ -83,16 +83,33 @@ func encodeRequest(req fosite.Requester) (string, error) {
 	return string(b), nil
 }
 
-// decodeRequest rebuilds a request. The stored session is decoded into sess
-// when given (fosite hands in the session to hydrate; decoding merges, so
-// expiry times fosite already set on it for new tokens survive) or into a
-// new Session otherwise. Authorization requests come back as
-// *fosite.AuthorizeRequest.
+// decodeRequest rebuilds a request, with its client loaded fresh.
 func (s *fositeStore) decodeRequest(ctx context.Context, data string, sess fosite.Session) (fosite.Requester, error) {
+	rec, err := parseRecord(data)
+	if err != nil {
+		return nil, err
+	}
+	client, err := s.GetClient(ctx, rec.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	return rec.request(sess, client)
+}
+
+func parseRecord(data string) (*record, error) {
 	var rec record
 	if err := json.Unmarshal([]byte(data), &rec); err != nil {
 		return nil, fmt.Errorf("decode request: %w", err)
 	}
+	return &rec, nil
+}
+
+// request rebuilds the fosite request of rec for client. The stored session
+// is decoded into sess when given (fosite hands in the session to hydrate;
+// decoding merges, so expiry times fosite already set on it for new tokens
+// survive) or into a new Session otherwise. Authorization requests come
+// back as *fosite.AuthorizeRequest.
+func (rec *record) request(sess fosite.Session, client fosite.Client) (fosite.Requester, error) {
 	if sess == nil {
 		sess = &Session{}
 	}
@@ -100,10 +117,6 @@ func (s *fositeStore) decodeRequest(ctx context.Context, data string, sess fosit
 		if err := json.Unmarshal(rec.Session, sess); err != nil {
 			return nil, fmt.Errorf("decode session: %w", err)
 		}
-	}
-	client, err := s.GetClient(ctx, rec.ClientID)
-	if err != nil {
-		return nil, err
 	}
 	form := rec.Form
 	if form == nil {

@@ -21,7 +21,11 @@ func (p *Provider) handleRevoke(c *gin.Context) {
 		return
 	}
 	client, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm)
-	if err != nil {
+	if errors.Is(err, ErrStorage) {
+		// fosite's writer would answer 200, as if the token were revoked.
+		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrTemporarilyUnavailable)
+		return
+	} else if err != nil {
 		p.oauth.WriteRevocationResponse(ctx, w, err)
 		return
 	}
@@ -67,7 +71,10 @@ func (p *Provider) handleRevoke(c *gin.Context) {
 		return
 	}
 	switch {
-	case refresh != nil && refresh.Active && refresh.ClientID == client.GetID():
+	// A rotated refresh token ends the grant too: fosite finds nothing live
+	// to revoke and answers 200, yet the client asked to end access, and
+	// the access tokens minted before the rotation would live on.
+	case refresh != nil && refresh.ClientID == client.GetID():
 		if err := p.endGrant(ctx, refresh.RequestID, client.GetID(), refresh.Subject, "client"); err != nil {
 			unavailable("revoke: end grant", err)
 			return

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -21,8 +22,9 @@ import (
 // UPDATE or DELETE whose affected rows decide, so any number of server
 // processes on one PostgreSQL agree.
 type fositeStore struct {
-	db  *store.DB
-	now func() time.Time
+	db    *store.DB
+	now   func() time.Time
+	batch *tokenBatcher // token rows written outside a fosite transaction
 }
 
 // compose.Compose type-asserts the storage for each factory and panics on a
@@ -45,6 +47,15 @@ const (
 )
 
 type txKey struct{}
+
+// sqlConn is conn(ctx) for statements that bypass gorm on the hot paths
+// (their SQL uses $n placeholders, positional in both drivers).
+func (s *fositeStore) sqlConn(ctx context.Context) gorm.ConnPool {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx.Statement.ConnPool
+	}
+	return s.db.ConnPool
+}
 
 // conn is the transaction fosite opened on ctx (BeginTX), or the pool.
 func (s *fositeStore) conn(ctx context.Context) *gorm.DB {
@@ -120,12 +131,16 @@ func (s *fositeStore) createToken(ctx context.Context, kind, signature, accessSi
 	if c := req.GetClient(); c != nil {
 		clientID = c.GetID()
 	}
-	err = s.conn(ctx).Exec(`INSERT INTO oauth_tokens
-		(kind, signature_hash, request_id, client_id, subject, active, requested_at, expires_at, request_data, access_signature_hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		kind, hashKey(signature), req.GetID(), clientID, subject, true,
-		store.Micros(req.GetRequestedAt()), store.Micros(expiresAt), data, accessHash).Error
-	return dbErr("create "+kind, err)
+	args := []any{kind, hashKey(signature), req.GetID(), clientID, subject, true,
+		store.Micros(req.GetRequestedAt()), store.Micros(expiresAt), data, accessHash}
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		err = tx.Exec(`INSERT INTO oauth_tokens (`+tokenInsertColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...).Error
+		return dbErr("create "+kind, err)
+	}
+	if err := s.batch.insert(ctx, args...); err != nil {
+		return fmt.Errorf("oauth store: create %s: %w", kind, err)
+	}
+	return nil
 }
 
 // expiryOf is the session's expiry for kind on the provider's clock, or
@@ -154,22 +169,51 @@ type tokenRow struct {
 	RequestData      string
 	ConsentStatus    *string
 	ConsentExpiresAt *int64
+	Client           *Client
 }
 
-// getToken loads a token row with the status of its consent (if any).
+// getToken loads a token row with the status of its consent (if any) and
+// its client's registration: one read by primary key (kind, signature
+// hash), straight through database/sql, answers a whole token check. A
+// token whose client is gone is not found.
 func (s *fositeStore) getToken(ctx context.Context, kind, signature string) (*tokenRow, error) {
-	var rows []tokenRow
-	err := s.conn(ctx).Raw(`SELECT t.request_id, t.client_id, t.active, t.expires_at, t.request_data,
-			c.status AS consent_status, c.expires_at AS consent_expires_at
-		FROM oauth_tokens t LEFT JOIN consents c ON c.id = t.request_id
-		WHERE t.kind = ? AND t.signature_hash = ?`, kind, hashKey(signature)).Scan(&rows).Error
-	if err != nil {
+	var (
+		r             tokenRow
+		status        sql.NullString
+		consentExpiry sql.NullInt64
+	)
+	q := s.sqlConn(ctx).QueryRowContext(ctx, `SELECT t.request_id, t.client_id, t.active, t.expires_at, t.request_data,
+			c.status, c.expires_at, `+clientColumns+`
+		FROM oauth_tokens t JOIN oauth_clients k ON k.id = t.client_id LEFT JOIN consents c ON c.id = t.request_id
+		WHERE t.kind = $1 AND t.signature_hash = $2`, kind, hashKey(signature))
+	client, err := scanClient(q.Scan, &r.RequestID, &r.ClientID, &r.Active, &r.ExpiresAt, &r.RequestData, &status, &consentExpiry)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fosite.ErrNotFound
+	case err != nil:
 		return nil, dbErr("get "+kind, err)
 	}
-	if len(rows) == 0 {
-		return nil, fosite.ErrNotFound
+	r.Client = client
+	if status.Valid {
+		r.ConsentStatus = &status.String
 	}
-	return &rows[0], nil
+	if consentExpiry.Valid {
+		r.ConsentExpiresAt = &consentExpiry.Int64
+	}
+	return &r, nil
+}
+
+// request rebuilds the token's fosite request with the client the row
+// came with.
+func (s *fositeStore) request(row *tokenRow, sess fosite.Session) (fosite.Requester, error) {
+	rec, err := parseRecord(row.RequestData)
+	if err != nil {
+		return nil, err
+	}
+	if rec.ClientID != row.Client.ID {
+		return nil, fmt.Errorf("oauth store: token of client %q records client %q", row.Client.ID, rec.ClientID)
+	}
+	return rec.request(sess, row.Client)
 }
 
 // expired reports whether the row's own lifetime is over by the provider's
@@ -206,7 +250,7 @@ func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, signature str
 	if err != nil {
 		return nil, err
 	}
-	req, err := s.decodeRequest(ctx, row.RequestData, sess)
+	req, err := s.request(row, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +290,7 @@ func (s *fositeStore) GetAccessTokenSession(ctx context.Context, signature strin
 	if err != nil {
 		return nil, err
 	}
-	req, err := s.decodeRequest(ctx, row.RequestData, sess)
+	req, err := s.request(row, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +324,7 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature stri
 	if err != nil {
 		return nil, err
 	}
-	req, err := s.decodeRequest(ctx, row.RequestData, sess)
+	req, err := s.request(row, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +395,7 @@ func (s *fositeStore) GetPKCERequestSession(ctx context.Context, signature strin
 	if err != nil {
 		return nil, err
 	}
-	return s.decodeRequest(ctx, row.RequestData, sess)
+	return s.request(row, sess)
 }
 
 // DeletePKCERequestSession implements pkce.PKCERequestStorage.

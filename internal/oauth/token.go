@@ -20,13 +20,13 @@ func (p *Provider) handleToken(c *gin.Context) {
 	ctx := r.Context()
 	w := c.Writer
 	if err := r.ParseForm(); err != nil {
-		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
+		p.writeTokenError(ctx, w, nil, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
 		return
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
 	default:
-		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
+		p.writeTokenError(ctx, w, nil, fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
 		return
 	}
 	// The client and its DPoP proof are checked before fosite sees the
@@ -34,7 +34,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 	// a client told use_dpop_nonce must be able to retry with the same code.
 	client, jkt, err := p.tokenClient(ctx, w, r)
 	if err != nil {
-		p.oauth.WriteAccessError(ctx, w, nil, err)
+		p.writeTokenError(ctx, w, nil, err)
 		return
 	}
 	ctx = withClient(ctx, client)
@@ -42,22 +42,22 @@ func (p *Provider) handleToken(c *gin.Context) {
 	// replay fosite deletes and revokes, and reports only "invalid_grant".
 	prior, err := p.presentedGrant(ctx, r.PostForm.Get("grant_type"), r.PostForm)
 	if err != nil {
-		p.oauth.WriteAccessError(ctx, w, nil, p.serverError(ctx, "token: lookup", err))
+		p.writeTokenError(ctx, w, nil, p.serverError(ctx, "token: lookup", err))
 		return
 	}
 	ar, err := p.oauth.NewAccessRequest(ctx, r, &Session{})
 	if err != nil {
 		p.replayed(ctx, prior, r.PostForm.Get("grant_type"), err)
-		p.oauth.WriteAccessError(ctx, w, ar, err)
+		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
 	sess, _ := ar.GetSession().(*Session)
 	if sess == nil {
-		p.oauth.WriteAccessError(ctx, w, ar, p.serverError(ctx, "token", errors.New("unexpected session type")))
+		p.writeTokenError(ctx, w, ar, p.serverError(ctx, "token", errors.New("unexpected session type")))
 		return
 	}
 	if err := bindTokens(sess, client, jkt); err != nil {
-		p.oauth.WriteAccessError(ctx, w, ar, err)
+		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
 	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
@@ -70,7 +70,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 			ar.GrantScope(s)
 		}
 	} else if err := p.checkGrantLive(ctx, ar, sess); err != nil {
-		p.oauth.WriteAccessError(ctx, w, ar, err)
+		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
@@ -80,8 +80,11 @@ func (p *Provider) handleToken(c *gin.Context) {
 			// has committed by now: a replay, so end what it issued.
 			p.revokeReplayed(ctx, ar.GetID(), ar.GetClient().GetID(), sess.Subject, "code_replay")
 			err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+		} else if ar.GetGrantTypes().ExactOne(GrantRefreshToken) &&
+			(errors.Is(err, fosite.ErrSerializationFailure) || errors.Is(err, fosite.ErrNotFound)) {
+			err = p.lostRotation(ctx, ar, sess, err)
 		}
-		p.oauth.WriteAccessError(ctx, w, ar, err)
+		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
 	ev := Event{Type: EventTokenIssued, ClientID: ar.GetClient().GetID(), CustomerID: sess.Subject,
@@ -151,7 +154,7 @@ func (p *Provider) checkGrantLive(ctx context.Context, ar fosite.AccessRequester
 	if errors.Is(err, consent.ErrNotFound) {
 		return fosite.ErrInvalidGrant.WithHint("The grant does not exist.")
 	} else if err != nil {
-		return p.serverError(ctx, "token: load consent", err)
+		return p.serverError(ctx, "token: load consent", errors.Join(ErrStorage, err))
 	}
 	if !cons.Active(p.now()) || cons.ClientID != ar.GetClient().GetID() || cons.ExpiresAt == nil {
 		return fosite.ErrInvalidGrant.WithHint("The grant is no longer authorized.")
@@ -205,4 +208,35 @@ func (p *Provider) revokeReplayed(ctx context.Context, grantID, clientID, custom
 		return
 	}
 	p.emit(ctx, Event{Type: EventTokenRevoked, Reason: reason, ClientID: clientID, CustomerID: customerID, GrantID: grantID})
+}
+
+// writeTokenError answers a token request with err (RFC 6749 §5.2) in
+// the documented codes, a database failure as 503 temporarily_unavailable.
+func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
+	p.oauth.WriteAccessError(ctx, w, ar, answer(err))
+}
+
+// lostRotation answers a refresh request that lost the rotation race: a
+// concurrent request presented the same refresh token and rotated it first
+// (the token is now inactive), or found it rotated and, detecting reuse,
+// deleted it (the token is gone). Two uses of one refresh token are reuse
+// (SPEC §2) whichever arrived first, and one of the two users may be a
+// thief: the grant ends, as it would had this request come a moment later.
+// Only a database conflict with the token still active is left for the
+// client to retry.
+func (p *Provider) lostRotation(ctx context.Context, ar fosite.AccessRequester, sess *Session, err error) error {
+	sig := p.strategy.RefreshTokenSignature(ctx, ar.GetRequestForm().Get("refresh_token"))
+	tok, lerr := p.store.lookupToken(ctx, kindRefresh, sig)
+	switch {
+	case lerr != nil:
+		return p.serverError(ctx, "token: refresh race lookup", lerr)
+	case tok != nil && tok.Active:
+		return err
+	}
+	grantID, clientID := ar.GetID(), ar.GetClient().GetID()
+	p.log.WarnContext(ctx, "oauth: concurrent refresh token reuse; grant revoked", "grant_id", grantID, "client_id", clientID)
+	if rerr := p.endGrant(ctx, grantID, clientID, sess.Subject, "reuse_detected"); rerr != nil {
+		p.log.ErrorContext(ctx, "oauth: revoke reused grant", "grant_id", grantID, "error", rerr)
+	}
+	return fosite.ErrInvalidGrant.WithHint("The refresh token was already used.")
 }

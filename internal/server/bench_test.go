@@ -135,6 +135,8 @@ func load(b *testing.B, client *http.Client, url, token string, d time.Duration)
 			for time.Now().Before(deadline) {
 				req, _ := http.NewRequest(http.MethodGet, url, nil)
 				req.Header.Set("Authorization", "Bearer "+token)
+				// Customer present: the SPEC §4 unattended-call limit must not refuse the load.
+				req.Header.Set("x-fapi-customer-ip-address", "203.0.113.7")
 				resp, err := client.Do(req)
 				if err != nil {
 					failure.Store(err.Error())

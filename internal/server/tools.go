@@ -50,7 +50,7 @@ func OpenTools(ctx context.Context, dbURL string, opts ToolsOptions, log *slog.L
 	}
 	t, err := openTools(ctx, db, opts, log)
 	if err != nil {
-		db.Close()
+		_ = db.Close() // the open error is the one to report
 		return nil, err
 	}
 	return t, nil

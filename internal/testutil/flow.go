@@ -23,7 +23,7 @@ import (
 // The demo app of SPEC §9.
 const (
 	DemoClientID     = "demo-pfm"
-	DemoClientSecret = "demo-pfm-secret"
+	DemoClientSecret = "demo-pfm-secret" // #nosec G101 -- the public demo fixture of SPEC §9
 	DemoRedirectURI  = "http://127.0.0.1:8765/callback"
 )
 

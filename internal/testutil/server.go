@@ -67,7 +67,7 @@ func Start(t testing.TB, d store.Dialect, o Options) *Server {
 	}
 	node, err := server.New(context.Background(), cfg, log, server.Options{Now: clock.Now})
 	if err != nil {
-		l.Close()
+		_ = l.Close()
 		t.Fatalf("testutil: start server: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +78,7 @@ func Start(t testing.TB, d store.Dialect, o Options) *Server {
 		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("testutil: serve: %v", err)
 		}
-		node.Close()
+		_ = node.Close()
 	})
 	return &Server{URL: base, Node: node, DB: node.DB(), Clock: clock,
 		client: &http.Client{Timeout: 30 * time.Second, CheckRedirect: noRedirects}}

@@ -231,6 +231,7 @@ func (h *Handler) session(c *gin.Context) (*identity.Session, error) {
 }
 
 func (h *Handler) setCookie(c *gin.Context, value string, maxAge int) {
+	// #nosec G124 -- Secure follows the issuer's scheme (SPEC §5: Secure on https); HttpOnly and SameSite are set.
 	http.SetCookie(c.Writer, &http.Cookie{
 		Name: cookieName, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: h.d.Secure, SameSite: http.SameSiteLaxMode,

@@ -159,6 +159,7 @@ type eventView struct {
 
 // eventWords says what each audit event type means for the customer; data
 // reads are described from their path instead.
+// #nosec G101 -- plain-language labels; "token" in a key is not a credential
 var eventWords = map[string]string{
 	"token.issued":       "The app received a key to read your data",
 	"token.refreshed":    "The app renewed its key",
@@ -172,6 +173,7 @@ var eventWords = map[string]string{
 }
 
 // reasonWords explain refusals (and who stopped a permission).
+// #nosec G101 -- plain-language labels; "token" in a key is not a credential
 var reasonWords = map[string]string{
 	"purpose_prohibited":      "the app wanted to use your data for a purpose that is never allowed, such as advertising",
 	"purpose_not_consented":   "the app wanted to use your data for something you did not agree to",

@@ -59,7 +59,7 @@ func URL(t testing.TB, d store.Dialect) string {
 		}
 		t.Cleanup(func() {
 			admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-			admin.Close()
+			_ = admin.Close()
 		})
 		u, err := url.Parse(base)
 		if err != nil {
@@ -79,7 +79,7 @@ func Open(t testing.TB, d store.Dialect) *store.DB {
 	if err != nil {
 		t.Fatalf("testdb: open %s: %v", d, err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 	if err := db.Migrate(context.Background(), nil); err != nil {
 		t.Fatalf("testdb: migrate %s: %v", d, err)
 	}

@@ -1,0 +1,333 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/demo"
+	"github.com/consentgate/consentgate/internal/identity"
+	"github.com/consentgate/consentgate/internal/store"
+	"github.com/consentgate/consentgate/internal/testutil"
+	"github.com/consentgate/consentgate/internal/testutil/testdb"
+)
+
+// customerIP marks every data call as customer-present (SPEC §3), so the
+// unattended-call limits of SPEC §4 never refuse the benchmark's calls.
+const customerIP = "203.0.113.7"
+
+// measuredAccount is gen-1's checking account: every customer has one, with
+// about BENCH_TX_PER_ACCOUNT transactions.
+const measuredAccount = "acc_gen_1_checking"
+
+// TestBench is make bench: for every database, seed one database per
+// size, start a server on each, take tokens through the real flow, load
+// every endpoint at every size, and finally print the table and write
+// docs/benchmarks.md and .svg.
+func TestBench(t *testing.T) {
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &Report{Config: cfg, Started: time.Now(), Machine: ThisMachine(), Versions: map[string]string{}}
+	fmt.Fprintf(os.Stderr, "bench: %s\n", cfg.Command())
+	for _, db := range cfg.DBs {
+		if db == string(store.Postgres) {
+			if os.Getenv(testdb.EnvPostgresURL) == "" {
+				rep.Notes = append(rep.Notes, "PostgreSQL was not measured: no PostgreSQL server binary on this machine (see scripts/with-postgres).")
+				continue
+			}
+		}
+		t.Run(db, func(t *testing.T) { benchDialect(t, cfg, rep, store.Dialect(db)) })
+	}
+	rep.Machine.LoadEnd = loadavg()
+	rep.Finished = time.Now()
+	rep.Sort()
+	fmt.Println()
+	rep.WriteTable(os.Stdout)
+	if err := rep.Write(cfg.Out); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("\nwrote %s and %s\n", filepath.Join(cfg.Out, "benchmarks.md"), filepath.Join(cfg.Out, "benchmarks.svg"))
+}
+
+// site is one seeded database of one size with its server and baselines.
+type site struct {
+	size       int
+	srv        *testutil.Server
+	flow       testutil.FlowRequest
+	from       string // the first day of the generated history
+	deepCursor string
+	ungatedKey accounts.TxKey
+	ungated    string // base URL of the ungated baseline
+	bare       string // base URL of the bare gin baseline
+}
+
+// token is a fresh access token of gen-1's consent (they live five minutes).
+func (s *site) token(t *testing.T) string { return s.srv.Authorize(t, s.flow).AccessToken }
+
+// benchDialect seeds and starts every size first, then measures each
+// endpoint at all sizes in interleaved rounds, so that whatever else the
+// machine does while the benchmark runs hits every size alike: the
+// latency-vs-size comparison is side by side, like gated vs ungated.
+func benchDialect(t *testing.T, cfg Config, rep *Report, d store.Dialect) {
+	var sites []*site
+	for _, size := range cfg.Sizes {
+		dbURL := testdb.URL(t, d)
+		seed(t, cfg, rep, d, dbURL, size)
+		sites = append(sites, startSite(t, d, dbURL, size))
+	}
+	rep.Versions[string(d)] = version(t, sites[0].srv.DB)
+	data := func(t *testing.T, s *site, u string) vegeta.Target {
+		return vegeta.Target{Method: http.MethodGet, URL: u, Header: http.Header{
+			"Authorization": {"Bearer " + s.token(t)}, "X-Fapi-Customer-Ip-Address": {customerIP}}}
+	}
+	plain := func(u string) vegeta.Target { return vegeta.Target{Method: http.MethodGet, URL: u} }
+	txPath := func(s *site) string { return s.srv.URL + "/v1/accounts/" + measuredAccount + "/transactions?" }
+	deepQuery := func(s *site, cursor string) url.Values {
+		return url.Values{"limit": {"100"}, "from": {s.from}, "cursor": {cursor}}
+	}
+	m := &measurer{t: t, cfg: cfg, rep: rep, db: string(d)}
+	m.group(sites, endpoint{EpAccounts, func(s *site) vegeta.Target { return data(t, s, s.srv.URL+"/v1/accounts") }})
+	m.group(sites, endpoint{EpBalances, func(s *site) vegeta.Target {
+		return data(t, s, s.srv.URL+"/v1/accounts/"+measuredAccount+"/balances")
+	}})
+	m.group(sites,
+		endpoint{EpTransactions, func(s *site) vegeta.Target { return data(t, s, txPath(s)+"limit=100") }},
+		endpoint{EpUngated, func(s *site) vegeta.Target {
+			return plain(s.ungated + "/ungated/transactions?limit=100&account_id=" + measuredAccount)
+		}})
+	m.group(sites,
+		endpoint{EpDeep, func(s *site) vegeta.Target { return data(t, s, txPath(s)+deepQuery(s, s.deepCursor).Encode()) }},
+		endpoint{EpUngatedDeep, func(s *site) vegeta.Target {
+			q := deepQuery(s, EncodeKey(s.ungatedKey))
+			q.Set("account_id", measuredAccount)
+			return plain(s.ungated + "/ungated/transactions?" + q.Encode())
+		}})
+	m.group(sites, endpoint{EpBare, func(s *site) vegeta.Target { return plain(s.bare + "/bare") }})
+	// The token endpoint reads no transactions: one size is enough.
+	basic := base64.StdEncoding.EncodeToString([]byte("demo-auditor:demo-auditor-secret"))
+	m.group(sites[:1], endpoint{EpToken, func(s *site) vegeta.Target {
+		return vegeta.Target{Method: http.MethodPost, URL: s.srv.URL + "/oauth2/token",
+			Body: []byte("grant_type=client_credentials"), Header: http.Header{
+				"Authorization": {"Basic " + basic}, "Content-Type": {"application/x-www-form-urlencoded"}}}
+	}})
+}
+
+// startSite starts a node on a seeded database and finds the deep page.
+func startSite(t *testing.T, d store.Dialect, dbURL string, size int) *site {
+	s := &site{size: size, srv: testutil.Start(t, d, testutil.Options{DatabaseURL: dbURL}), flow: testutil.DemoFlow(),
+		from: time.Now().UTC().AddDate(0, 0, -400).Format(time.DateOnly)}
+	s.flow.Username, s.flow.Password = "gen-1", demo.GeneratedPassword
+	var page int
+	s.deepCursor, page = deepestFullPage(t, s.srv, s.token(t), s.from)
+	st := accounts.NewSQLStore(s.srv.DB)
+	s.ungatedKey = keyAfterPages(t, st, s.from, page)
+	ungated, bare := Baselines(st, time.Now)
+	u, b := httptest.NewServer(ungated), httptest.NewServer(bare)
+	t.Cleanup(u.Close)
+	t.Cleanup(b.Close)
+	s.ungated, s.bare = u.URL, b.URL
+	return s
+}
+
+// seed fills a new database with about size transactions.
+func seed(t *testing.T, cfg Config, rep *Report, d store.Dialect, dbURL string, size int) {
+	ctx := context.Background()
+	db, err := store.Open(dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	customers := CustomersFor(size, cfg.TxPerAccount)
+	fmt.Fprintf(os.Stderr, "bench: %s %s: seeding %d customers, %d transactions per account\n", d, SizeLabel(size), customers, cfg.TxPerAccount)
+	start := time.Now()
+	st, err := demo.Generate(ctx, demo.Deps{Accounts: accounts.NewSQLStore(db), Identity: identity.NewService(db, time.Now)},
+		demo.Options{Customers: customers, TransactionsPerAccount: cfg.TxPerAccount, Seed: 1, Progress: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	// Fresh planner statistics, as autovacuum would gather within a minute,
+	// and the load's dirty pages on disk: the measurements see a database
+	// at rest, not the tail of a bulk load being written back.
+	settle := []string{"PRAGMA wal_checkpoint(TRUNCATE)"}
+	if d == store.Postgres {
+		settle = []string{"ANALYZE", "CHECKPOINT"}
+	}
+	for _, q := range settle {
+		if err := db.Exec(q).Error; err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	syscall.Sync()
+	rep.Seedings = append(rep.Seedings, Seeding{DB: string(d), Size: size, Customers: st.Customers, Accounts: st.Accounts,
+		Actual: st.Transactions, Took: took})
+}
+
+func version(t *testing.T, db *store.DB) string {
+	var v string
+	q := "SELECT 'SQLite ' || sqlite_version() || ' (modernc.org/sqlite, pure Go; WAL, synchronous=FULL)'"
+	if db.Dialect == store.Postgres {
+		q = "SELECT version() || ' (fsync=' || current_setting('fsync') || ', synchronous_commit=' || current_setting('synchronous_commit') || ')'"
+	}
+	if err := db.Raw(q).Scan(&v).Error; err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// deepestFullPage pages through the measured account's whole history with
+// the data API and returns the cursor of its last full page of 100 and
+// that page's index.
+func deepestFullPage(t *testing.T, srv *testutil.Server, token, from string) (cursor string, page int) {
+	var cursors []string // cursors[k] fetches page k; "" the first
+	cur := ""
+	for {
+		q := url.Values{"limit": {"100"}, "from": {from}}
+		if cur != "" {
+			q.Set("cursor", cur)
+		}
+		r := srv.Get(t, "/v1/accounts/"+measuredAccount+"/transactions?"+q.Encode(), token, "x-fapi-customer-ip-address", customerIP)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("page %d: %d %s", len(cursors), r.StatusCode, r.Body)
+		}
+		var body struct {
+			Data       []struct{} `json:"data"`
+			NextCursor *string    `json:"next_cursor"`
+		}
+		r.JSON(t, &body)
+		if len(body.Data) == 100 {
+			cursor, page = cur, len(cursors)
+		}
+		cursors = append(cursors, cur)
+		if body.NextCursor == nil {
+			break
+		}
+		cur = *body.NextCursor
+	}
+	if page == 0 {
+		t.Fatalf("%s has fewer than 200 transactions since %s: no deep page", measuredAccount, from)
+	}
+	fmt.Fprintf(os.Stderr, "bench: deep page %d of %d\n", page+1, len(cursors))
+	return cursor, page
+}
+
+// keyAfterPages walks the store as the baseline does and returns the
+// keyset position after pages pages: the ungated twin of the deep cursor.
+func keyAfterPages(t *testing.T, s accounts.Store, from string, pages int) accounts.TxKey {
+	f, err := time.Parse(time.DateOnly, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := accounts.TxQuery{AccountID: measuredAccount, From: f, To: time.Now(), Limit: 100}
+	for range pages {
+		_, next, err := s.Transactions(context.Background(), q)
+		if err != nil || next == nil {
+			t.Fatalf("walk the store: %v (next %v)", err, next)
+		}
+		q.After = next
+	}
+	return *q.After
+}
+
+// endpoint is one measured request, built for a site.
+type endpoint struct {
+	name   string
+	target func(*site) vegeta.Target
+}
+
+// measurer runs and records the endpoints of one database.
+type measurer struct {
+	t    *testing.T
+	cfg  Config
+	rep  *Report
+	db   string
+	runs int
+}
+
+// run loads target for d, under a CPU profile when BENCH_PROFILE is set.
+func (m *measurer) run(name string, size int, target vegeta.Target, d time.Duration, profile bool) Sample {
+	if profile && m.cfg.Profile != "" {
+		m.runs++
+		path := filepath.Join(m.cfg.Profile, fmt.Sprintf("%s-%s-%s-%d.pprof", m.db, SizeLabel(size), name, m.runs))
+		f, err := os.Create(path)
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			m.t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return Driver{Conns: m.cfg.Conns}.Run(target, http.StatusOK, d)
+}
+
+// group measures endpoints at every site side by side: after a warm-up of
+// each, benchRounds rounds of an equal share of the duration, every other
+// round in the reverse order of sites and endpoints (A B C, C B A, A B C,
+// …), so that drift on the machine hits every endpoint and every size
+// alike.
+func (m *measurer) group(sites []*site, eps ...endpoint) {
+	type cell struct {
+		s      *site
+		ep     endpoint
+		target vegeta.Target
+		sample Sample
+	}
+	var cells []*cell
+	for _, s := range sites {
+		for _, ep := range eps {
+			c := &cell{s: s, ep: ep, target: ep.target(s)}
+			m.run(ep.name, s.size, c.target, m.cfg.Warmup, false)
+			cells = append(cells, c)
+		}
+	}
+	share := m.cfg.Duration / benchRounds
+	for round := range benchRounds {
+		for i := range cells {
+			c := cells[i]
+			if round%2 == 1 {
+				c = cells[len(cells)-1-i]
+			}
+			c.sample.Merge(m.run(c.ep.name, c.s.size, c.target, share, true))
+		}
+	}
+	for _, c := range cells {
+		m.record(c.s.size, c.ep.name, c.sample)
+	}
+}
+
+// benchRounds is how many slices each measurement is cut into.
+const benchRounds = 4
+
+func (m *measurer) record(size int, name string, s Sample) {
+	x := m.rep.Add(m.db, size, name, s)
+	fmt.Fprintf(os.Stderr, "bench: %-8s %-4s %-26s %8.0f req/s  p50 %6s  p95 %6s  p99 %6s ms  errors %d\n",
+		m.db, SizeLabel(size), name, x.RPS, ms(x.P50), ms(x.P95), ms(x.P99), x.Errors)
+	if s.Errors > 0 {
+		m.t.Logf("%s: %d errors, first: %s", name, s.Errors, strings.TrimSpace(s.FirstErr))
+		if s.Errors*100 > len(s.Latencies) {
+			m.t.Errorf("%s: %d of %d answers were errors", name, s.Errors, s.Errors+len(s.Latencies))
+		}
+	}
+}

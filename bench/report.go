@@ -1,0 +1,265 @@
+package bench
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The measured endpoints.
+const (
+	EpAccounts       = "accounts"                  // GET /v1/accounts
+	EpBalances       = "balances"                  // GET /v1/accounts/{id}/balances
+	EpTransactions   = "transactions"              // GET /v1/accounts/{id}/transactions?limit=100
+	EpDeep           = "transactions_deep"         // the same, one of the last pages of the history
+	EpUngated        = "ungated_transactions"      // the page query without the gate
+	EpUngatedDeep    = "ungated_transactions_deep" // the deep page without the gate
+	EpBare           = "bare_gin"                  // a constant answer from bare gin
+	EpToken          = "token"                     // POST /oauth2/token, client_credentials
+	tokenRateTarget  = 1700.0
+	p99Target        = 20 * time.Millisecond
+	flatTarget       = 1.5
+	gatedRatioTarget = 0.5
+)
+
+// endpointOrder is the order of the tables.
+var endpointOrder = []string{EpAccounts, EpBalances, EpTransactions, EpUngated, EpDeep, EpUngatedDeep, EpBare, EpToken}
+
+// Measurement is one endpoint under load on one database.
+type Measurement struct {
+	DB       string
+	Size     int // nominal transactions in the database
+	Endpoint string
+	Stats
+}
+
+// Seeding is one database the generator filled.
+type Seeding struct {
+	DB                                string
+	Size, Customers, Accounts, Actual int
+	Took                              time.Duration
+}
+
+// Report collects a run.
+type Report struct {
+	Config   Config
+	Started  time.Time
+	Finished time.Time
+	Machine  Machine
+	Versions map[string]string // database server versions by dialect
+	Seedings []Seeding
+	Results  []Measurement
+	Notes    []string
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs               int
+	CPUModel, Memory   string
+	GoVersion, Kernel  string
+	LoadStart, LoadEnd string // /proc/loadavg: other work on the machine during the run
+}
+
+// ThisMachine reads the machine's description from /proc.
+func ThisMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadavg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				var kb int64
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+				m.Memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = "Linux " + strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// Add records a measurement.
+func (r *Report) Add(db string, size int, endpoint string, s Sample) Measurement {
+	m := Measurement{DB: db, Size: size, Endpoint: endpoint, Stats: s.Stats()}
+	r.Results = append(r.Results, m)
+	return m
+}
+
+// Sort orders the results by database (as configured), size and endpoint.
+func (r *Report) Sort() {
+	rank := func(list []string, v string) int {
+		if i := slices.Index(list, v); i >= 0 {
+			return i
+		}
+		return len(list)
+	}
+	slices.SortStableFunc(r.Results, func(a, b Measurement) int {
+		return cmp.Or(cmp.Compare(rank(r.Config.DBs, a.DB), rank(r.Config.DBs, b.DB)), cmp.Compare(a.Size, b.Size),
+			cmp.Compare(rank(endpointOrder, a.Endpoint), rank(endpointOrder, b.Endpoint)))
+	})
+}
+
+// find returns the measurement of endpoint on db at size.
+func (r *Report) find(db string, size int, endpoint string) (Measurement, bool) {
+	for _, m := range r.Results {
+		if m.DB == db && m.Size == size && m.Endpoint == endpoint {
+			return m, true
+		}
+	}
+	return Measurement{}, false
+}
+
+func (r *Report) sizes(db string) []int {
+	var out []int
+	for _, m := range r.Results {
+		if m.DB == db && m.Endpoint == EpTransactions && !slices.Contains(out, m.Size) {
+			out = append(out, m.Size)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (r *Report) dbs() []string {
+	var out []string
+	for _, m := range r.Results {
+		if !slices.Contains(out, m.DB) {
+			out = append(out, m.DB)
+		}
+	}
+	return out
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+// WriteTable prints the results as aligned text.
+func (r *Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "db\tsize\tendpoint\treq/s\tp50 ms\tp95 ms\tp99 ms\terrors\t")
+	for _, m := range r.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%d\t\n", m.DB, SizeLabel(m.Size), m.Endpoint, m.RPS,
+			ms(m.P50), ms(m.P95), ms(m.P99), m.Errors)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, t := range r.Targets() {
+		fmt.Fprintf(w, "%-4s %s: %s\n", t.Verdict(), t.Name, t.Measured)
+	}
+}
+
+// Target is one of the performance targets with the figure
+// measured for it.
+type Target struct {
+	Name     string
+	Measured string
+	Met      bool
+	Known    bool // false when the run did not measure it
+}
+
+// Verdict is "met", "NOT met" or "n/a".
+func (t Target) Verdict() string {
+	switch {
+	case !t.Known:
+		return "n/a"
+	case t.Met:
+		return "met"
+	}
+	return "NOT met"
+}
+
+// Targets evaluates the targets per database.
+func (r *Report) Targets() []Target {
+	var out []Target
+	for _, db := range r.dbs() {
+		sizes := r.sizes(db)
+		for _, ep := range []string{EpTransactions, EpDeep} {
+			var worst Measurement
+			var parts []string
+			for _, n := range sizes {
+				m, _ := r.find(db, n, ep)
+				parts = append(parts, SizeLabel(n)+" "+ms(m.P99)+" ms")
+				if m.P99 >= worst.P99 {
+					worst = m
+				}
+			}
+			out = append(out, Target{
+				Name:     fmt.Sprintf("%s: %s p99 ≤ 20 ms at %d connections", db, ep, r.Config.Conns),
+				Measured: strings.Join(parts, ", "), Met: worst.P99 <= p99Target, Known: len(sizes) > 0,
+			})
+			if len(sizes) > 1 {
+				lo, _ := r.find(db, sizes[0], ep)
+				hi, _ := r.find(db, sizes[len(sizes)-1], ep)
+				ratio := float64(hi.P99) / float64(max(lo.P99, 1))
+				out = append(out, Target{
+					Name:     fmt.Sprintf("%s: %s p99 flat (≤ 1.5×) from %s to %s", db, ep, SizeLabel(sizes[0]), SizeLabel(sizes[len(sizes)-1])),
+					Measured: fmt.Sprintf("%.2f× (p99 %s → %s ms; p50 %s → %s ms)", ratio, ms(lo.P99), ms(hi.P99), ms(lo.P50), ms(hi.P50)),
+					Met:      ratio <= flatTarget, Known: true,
+				})
+			}
+		}
+		for _, pair := range [][2]string{{EpTransactions, EpUngated}, {EpDeep, EpUngatedDeep}} {
+			var parts []string
+			met, known := true, false
+			for _, n := range sizes {
+				g, ok1 := r.find(db, n, pair[0])
+				u, ok2 := r.find(db, n, pair[1])
+				if !ok1 || !ok2 || u.RPS == 0 {
+					continue
+				}
+				ratio := g.RPS / u.RPS
+				known, met = true, met && ratio >= gatedRatioTarget
+				parts = append(parts, fmt.Sprintf("%s %.2f (%.0f/%.0f req/s)", SizeLabel(n), ratio, g.RPS, u.RPS))
+			}
+			out = append(out, Target{
+				Name:     fmt.Sprintf("%s: gated %s ≥ 0.5 × ungated", db, pair[0]),
+				Measured: strings.Join(parts, ", "), Met: met, Known: known,
+			})
+		}
+		for _, m := range r.Results {
+			if m.DB == db && m.Endpoint == EpToken {
+				out = append(out, Target{
+					Name:     fmt.Sprintf("%s: token endpoint (client_credentials) ≥ 1,700 req/s", db),
+					Measured: fmt.Sprintf("%.0f req/s (p99 %s ms)", m.RPS, ms(m.P99)), Met: m.RPS >= tokenRateTarget, Known: true,
+				})
+			}
+		}
+	}
+	return out
+}
+
+// Write writes benchmarks.md and benchmarks.svg into dir.
+func (r *Report) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "benchmarks.svg"), []byte(r.SVG()), 0o644); err != nil {
+		return err
+	}
+	var b strings.Builder
+	r.writeMarkdown(&b)
+	return os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(b.String()), 0o644)
+}
