@@ -9,8 +9,8 @@ BIN     ?= bin/consentgate
 run:
 	$(GO) run ./cmd/consentgate serve --demo
 
-## test: the whole suite on SQLite and on a throwaway PostgreSQL cluster
-test:
+## test: gosec, then the whole suite on SQLite and on a throwaway PostgreSQL cluster
+test: gosec
 	./scripts/with-postgres $(GO) test -count=1 -timeout 25m $(PKGS)
 
 ## test-sqlite: the suite on SQLite only (quick local loop)

@@ -73,7 +73,7 @@ type Driver struct {
 func (dr Driver) Run(target vegeta.Target, want int, d time.Duration) Sample {
 	atk := vegeta.NewAttacker(
 		vegeta.Connections(dr.Conns), vegeta.MaxConnections(dr.Conns),
-		vegeta.Workers(uint64(dr.Conns)), vegeta.MaxWorkers(uint64(dr.Conns)),
+		vegeta.Workers(uint64(dr.Conns)), vegeta.MaxWorkers(uint64(dr.Conns)), // #nosec G115 -- Conns is a validated positive flag
 		vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second),
 		vegeta.MaxBody(0), // read every answer to the end, keep none of it
 		vegeta.Redirects(vegeta.NoFollow),

@@ -71,20 +71,21 @@ const InstitutionID = "inst_first_demo_bank"
 // ProviderClientID is the demo data provider client; it feeds InstitutionID.
 const ProviderClientID = "demo-provider"
 
-// The demo clients of SPEC §9.
+// The demo clients of SPEC §9. Their secrets are published in SPEC §9 and
+// the README on purpose: they exist only in --demo deployments.
 var fixtureClients = []ClientSpec{
-	{
+	{ // #nosec G101 -- the SPEC §9 demo credentials, public by design
 		ID: "demo-pfm", Name: "Demo Budget Planner", Secret: "demo-pfm-secret", AuthMethod: "client_secret_basic",
 		GrantTypes:   []string{"authorization_code", "refresh_token"},
 		RedirectURIs: []string{"http://127.0.0.1:8765/callback", "http://localhost:8765/callback"},
 		Scopes:       []string{"accounts:read", "balances:read", "transactions:read", "offline_access"},
 		Purposes:     []string{"personal_finance_management", "account_verification"},
 	},
-	{
+	{ // #nosec G101 -- the SPEC §9 demo credentials, public by design
 		ID: "demo-auditor", Name: "Demo Auditor", Secret: "demo-auditor-secret", AuthMethod: "client_secret_basic",
 		GrantTypes: []string{"client_credentials"}, Scopes: []string{"audit:read"},
 	},
-	{
+	{ // #nosec G101 -- the SPEC §9 demo credentials, public by design
 		ID: ProviderClientID, Name: "Demo Data Provider", Secret: "demo-provider-secret", AuthMethod: "client_secret_basic",
 		GrantTypes: []string{"client_credentials"}, Scopes: []string{"provider:write"},
 	},
@@ -202,7 +203,7 @@ func seedCustomer(ctx context.Context, d Deps, fc fixtureCustomer, now time.Time
 	case !errors.Is(err, accounts.ErrNotFound):
 		return false, err
 	}
-	hist := generateHistory(rand.New(rand.NewPCG(fixtureSeed, fc.stream)), h, now)
+	hist := generateHistory(rand.New(rand.NewPCG(fixtureSeed, fc.stream)), h, now) // #nosec G404 -- reproducible demo data, nothing secret
 	if err := d.Accounts.UpsertInstitution(ctx, accounts.Institution{ID: firstDemoBank.id, Name: firstDemoBank.name}); err != nil {
 		return false, err
 	}

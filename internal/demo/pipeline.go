@@ -107,7 +107,7 @@ func generateAll(ctx context.Context, w sink, o Options, now, start time.Time) (
 	go func() {
 		defer close(ch)
 		for i := 1; i <= o.Customers; i++ {
-			r := rand.New(rand.NewPCG(o.Seed, uint64(i)))
+			r := rand.New(rand.NewPCG(o.Seed, uint64(i))) // #nosec G404 -- synthetic demo data must be reproducible from its seed; nothing secret
 			cust, h := generatedHousehold(r, i, o.TransactionsPerAccount)
 			select {
 			case ch <- generated{customer: cust, h: h, hist: generateHistory(r, h, now)}:
