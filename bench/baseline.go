@@ -48,9 +48,17 @@ type transactionView struct {
 	Amount               string  `json:"amount"`
 	Currency             string  `json:"currency"`
 	Description          string  `json:"description"`
-	MerchantName         string  `json:"merchant_name"`
-	MerchantCategoryCode string  `json:"merchant_category_code"`
-	CardLast4            string  `json:"card_last4"`
+	MerchantName         *string `json:"merchant_name"`
+	MerchantCategoryCode *string `json:"merchant_category_code"`
+	CardLast4            *string `json:"card_last4"`
+}
+
+// orNull is the data API's rendering of an absent merchant, MCC or card.
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 type txPage struct {
@@ -95,7 +103,7 @@ func ungatedTransactions(c *gin.Context, store accounts.Store, now func() time.T
 		out.Data[i] = transactionView{
 			TransactionID: t.ID, AccountID: t.AccountID, Status: t.Status, TransactedAt: t.TransactedAt.UTC().Format(time.RFC3339Nano),
 			Amount: accounts.FormatMinor(t.Amount, t.Currency), Currency: t.Currency, Description: t.Description,
-			MerchantName: t.MerchantName, MerchantCategoryCode: t.MCC, CardLast4: t.CardLast4,
+			MerchantName: orNull(t.MerchantName), MerchantCategoryCode: orNull(t.MCC), CardLast4: orNull(t.CardLast4),
 		}
 		if t.BookedAt != nil {
 			s := t.BookedAt.UTC().Format(time.RFC3339Nano)

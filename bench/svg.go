@@ -94,7 +94,7 @@ func (r *Report) SVG() string {
 	if t := float64(p99Target) / float64(time.Millisecond); t <= top {
 		y := py(p99Target)
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#2ca02c" stroke-dasharray="2,3"/>`+"\n", plotL, y, plotR, y)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="#2ca02c">p99 target</text>`+"\n", plotL+4, y-4)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="#2ca02c">p99 target</text>`+"\n", plotR-4, y-4)
 	}
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#444"/>`+"\n", plotL, plotT, plotR-plotL, plotB-plotT)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">transactions in the database (log scale)</text>`+"\n", (plotL+plotR)/2, plotB+38)
