@@ -142,11 +142,8 @@ func (b *Bulk) UpsertAccounts(as []Account) error {
 		var sql strings.Builder
 		sql.WriteString("INSERT INTO accounts (id, customer_id, institution_id, type, display_name, last4, currency, status, created_at) VALUES ")
 		args := make([]any, 0, len(chunk)*9)
-		for i, a := range chunk {
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			sql.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		sql.WriteString(store.Placeholders(len(chunk), 9))
+		for _, a := range chunk {
 			args = append(args, a.ID, a.CustomerID, a.InstitutionID, a.Type, a.DisplayName, a.Last4, a.Currency, a.Status, b.now)
 		}
 		sql.WriteString(` ON CONFLICT (id) DO UPDATE SET type = excluded.type, display_name = excluded.display_name,
@@ -200,11 +197,8 @@ func (b *Bulk) UpsertBalances(bs []Balance) error {
 		var sql strings.Builder
 		sql.WriteString("INSERT INTO balances (account_id, current_minor, available_minor, credit_limit_minor, as_of) VALUES ")
 		args := make([]any, 0, len(chunk)*5)
-		for i, x := range chunk {
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			sql.WriteString("(?, ?, ?, ?, ?)")
+		sql.WriteString(store.Placeholders(len(chunk), 5))
+		for _, x := range chunk {
 			args = append(args, x.AccountID, x.Current, x.Available, x.CreditLimit, store.Micros(x.AsOf))
 		}
 		sql.WriteString(` ON CONFLICT (account_id) DO UPDATE SET current_minor = excluded.current_minor,
@@ -307,11 +301,8 @@ func (b *Bulk) upsertTransactionsValues(txs []Transaction) error {
 		sql.Grow(64 + len(chunk)*40 + len(txUpsertConflict))
 		sql.WriteString("INSERT INTO transactions (" + txColumns + ") VALUES ")
 		args := make([]any, 0, len(chunk)*11)
-		for i, t := range chunk {
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			sql.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		sql.WriteString(store.Placeholders(len(chunk), 11))
+		for _, t := range chunk {
 			var booked any
 			if p := store.MicrosPtr(t.BookedAt); p != nil {
 				booked = *p

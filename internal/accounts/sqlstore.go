@@ -290,11 +290,8 @@ func upsertTxChunk(tx *gorm.DB, chunk []Transaction) error {
 	var sql strings.Builder
 	sql.WriteString("INSERT INTO transactions (" + txColumns + ") VALUES ")
 	args := make([]any, 0, len(chunk)*11)
-	for i, t := range chunk {
-		if i > 0 {
-			sql.WriteString(", ")
-		}
-		sql.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	sql.WriteString(store.Placeholders(len(chunk), 11))
+	for _, t := range chunk {
 		args = append(args, t.ID, t.AccountID, t.Status, store.Micros(t.TransactedAt), store.MicrosPtr(t.BookedAt),
 			t.Amount, t.Currency, t.Description, t.MerchantName, t.MCC, t.CardLast4)
 	}

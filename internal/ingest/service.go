@@ -118,11 +118,8 @@ func upsertCustomers(tx *gorm.DB, cs []customerRec, now int64) error {
 		var sql strings.Builder
 		sql.WriteString("INSERT INTO customers (id, username, password_hash, display_name, created_at) VALUES ")
 		args := make([]any, 0, len(chunk)*5)
-		for i, c := range chunk {
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			sql.WriteString("(?, ?, ?, ?, ?)")
+		sql.WriteString(store.Placeholders(len(chunk), 5))
+		for _, c := range chunk {
 			args = append(args, c.id, c.username, UnusablePasswordHash, c.displayName, now)
 		}
 		sql.WriteString(` ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name
@@ -194,11 +191,8 @@ func recordReversals(tx *gorm.DB, ts []accounts.Transaction, now int64) error {
 		var sql strings.Builder
 		sql.WriteString("INSERT INTO provider_reversals (transaction_id, account_id, reversed_at) VALUES ")
 		args := make([]any, 0, len(chunk)*3)
-		for i, t := range chunk {
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			sql.WriteString("(?, ?, ?)")
+		sql.WriteString(store.Placeholders(len(chunk), 3))
+		for _, t := range chunk {
 			args = append(args, t.ID, t.AccountID, now)
 		}
 		if err := tx.Exec(sql.String(), args...).Error; err != nil {

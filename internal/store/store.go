@@ -160,3 +160,10 @@ func IsSerializationFailure(err error) bool {
 	return strings.Contains(msg, "SQLSTATE 40001") || strings.Contains(msg, "SQLSTATE 40P01") ||
 		strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
 }
+
+// Placeholders is the VALUES list of a multi-row INSERT: rows groups of
+// cols "?" each, "(?, ?), (?, ?)".
+func Placeholders(rows, cols int) string {
+	group := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	return strings.Repeat(group+", ", rows-1) + group
+}
