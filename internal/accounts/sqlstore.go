@@ -180,8 +180,17 @@ func txPageSQL(q TxQuery) (string, []any) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	if q.Status != "" {
-		b.WriteString(" AND status = " + param(q.Status))
+	// The status is written into the statement, never bound: only then can
+	// a planner with a cached (generic) plan use the partial index of
+	// pending transactions. Only the two known statuses are ever written.
+	switch q.Status {
+	case StatusPending:
+		b.WriteString(" AND status = 'pending'")
+	case StatusBooked:
+		b.WriteString(" AND status = 'booked'")
+	case "":
+	default:
+		b.WriteString(" AND status = " + param(q.Status)) // matches nothing: the CHECK allows only the two
 	}
 	if q.After != nil {
 		at := store.Micros(q.After.TransactedAt)

@@ -40,6 +40,38 @@ func storeSuite(t *testing.T, db *store.DB) {
 	t.Run("Balances", func(t *testing.T) { testBalances(t, db, "bal") })
 	t.Run("TransactionPages", func(t *testing.T) { testTransactionPages(t, db, "pag") })
 	t.Run("TransactionUpserts", func(t *testing.T) { testTransactionUpserts(t, db, "ups") })
+	t.Run("AccountsArePermanent", func(t *testing.T) { testAccountsPermanent(t, db, "perm") })
+}
+
+// Accounts are never deleted and never change id: on PostgreSQL this is
+// what keeps a transaction's account from disappearing now that no foreign
+// key checks every inserted transaction (migration 00060).
+func testAccountsPermanent(t *testing.T, db *store.DB, p string) {
+	f := newFixture(t, db, p)
+	a := f.account(t, p+"-acct", f.alice, TypeChecking)
+	if err := f.s.UpsertTransactions(context.Background(), genTransactions(a.ID, p+"-tx", 3, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DELETE FROM accounts WHERE id = '` + a.ID + `'`,
+		`UPDATE accounts SET id = 'renamed' WHERE id = '` + a.ID + `'`,
+	} {
+		if err := db.Exec(q).Error; err == nil {
+			t.Errorf("%s: succeeded, want it refused", q)
+		}
+	}
+	if db.Dialect == store.Postgres {
+		if err := db.Exec(`TRUNCATE accounts CASCADE`).Error; err == nil {
+			t.Error("TRUNCATE accounts: succeeded, want it refused")
+		}
+	}
+	if _, err := f.s.Get(context.Background(), f.alice, a.ID); err != nil {
+		t.Errorf("the account after the refused changes: %v", err)
+	}
+	// A status change is how an account ends.
+	if err := db.Exec(`UPDATE accounts SET status = 'closed' WHERE id = ?`, a.ID).Error; err != nil {
+		t.Errorf("closing the account: %v", err)
+	}
 }
 
 func openSQLite(t *testing.T) *store.DB {
@@ -447,8 +479,10 @@ func TestTransactionsQueryUsesIndex(t *testing.T) {
 	}{
 		{TxQuery{AccountID: "a", From: now, To: now, Limit: 10}, "transactions_account_time_idx"},
 		{TxQuery{AccountID: "a", From: now, To: now, Limit: 10, After: after}, "transactions_account_time_idx"},
-		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusPending, Limit: 10}, "transactions_account_status_time_idx"},
-		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusBooked, Limit: 10, After: after}, "transactions_account_status_time_idx"},
+		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusPending, Limit: 10}, "transactions_account_pending_time_idx"},
+		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusPending, Limit: 10, After: after}, "transactions_account_pending_time_idx"},
+		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusBooked, Limit: 10}, "transactions_account_time_idx"},
+		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusBooked, Limit: 10, After: after}, "transactions_account_time_idx"},
 	} {
 		query, args := txPageSQL(q.q)
 		rows, err := db.SQL().Query("EXPLAIN QUERY PLAN "+query, args...)
