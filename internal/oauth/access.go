@@ -55,7 +55,8 @@ func (p *Provider) dpopTokenError(code, desc string) *TokenError {
 // AuthenticateAccess authenticates a data API call by its access token.
 // Only the Authorization header counts (never query or body), only access
 // tokens (never refresh tokens), and the consent is read from the database
-// on every call, so a revocation on any node takes effect at once.
+// on every call (in the token's own query), so a revocation on any node
+// takes effect at once.
 //
 // A DPoP-bound token (RFC 9449) is accepted only with the DPoP scheme and a
 // proof, for this method and URL, made by the key the token is bound to and
@@ -99,11 +100,10 @@ func (p *Provider) AuthenticateAccess(ctx context.Context, r *http.Request) (*Ac
 	if sess.GrantID == "" {
 		return a, nil // client_credentials: no consent behind it
 	}
-	c, err := p.consents.Get(ctx, sess.GrantID)
-	if errors.Is(err, consent.ErrNotFound) {
+	// The storage read the consent in the same statement as the token.
+	c := sess.consent
+	if c == nil || c.ID != sess.GrantID {
 		return nil, invalidToken("The grant of this access token does not exist.")
-	} else if err != nil {
-		return nil, fmt.Errorf("oauth.AuthenticateAccess: %w", err)
 	}
 	if !c.Active(p.now()) || c.ClientID != a.ClientID || c.CustomerID != a.CustomerID {
 		return nil, invalidToken("The grant of this access token is no longer authorized.")

@@ -121,7 +121,7 @@ func New(d Deps) (*Provider, error) {
 		nonceKey: deriveKey(d.Secret, "dpop-nonce"),
 	}
 	p.jwks = newJWKSCache(p.now)
-	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}}
+	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}, tokenQuery: tokenQuery(d.DB.Dialect)}
 	p.config = &fosite.Config{
 		AccessTokenLifespan:             accessTokenLifespan,
 		AuthorizeCodeLifespan:           authorizeCodeLifespan,

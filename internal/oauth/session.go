@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+
+	"github.com/consentgate/consentgate/internal/consent"
 )
 
 // Session is what fosite carries from the customer's decision into the code
@@ -22,6 +24,10 @@ type Session struct {
 	// Refreshing keeps it, so no token of a grant escapes its key.
 	JKT       string                         `json:"jkt,omitempty"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+
+	// consent is the grant as read with the access token in this request
+	// (never stored: it is not part of the token's record).
+	consent *consent.Consent
 }
 
 var _ fosite.Session = (*Session)(nil)
@@ -61,6 +67,7 @@ func (s *Session) Clone() fosite.Session {
 	}
 	c := *s
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
+	c.consent = nil // belongs to the request that read it
 	return &c
 }
 

@@ -25,6 +25,8 @@ type fositeStore struct {
 	db    *store.DB
 	now   func() time.Time
 	batch *tokenBatcher // token rows written outside a fosite transaction
+	// tokenQuery is getToken's statement in the database's SQL.
+	tokenQuery string
 }
 
 // compose.Compose type-asserts the storage for each factory and panics on a
@@ -162,31 +164,30 @@ func clockSkew(now func() time.Time) time.Duration {
 }
 
 type tokenRow struct {
-	RequestID        string
-	ClientID         string
-	Active           bool
-	ExpiresAt        int64
-	RequestData      string
-	ConsentStatus    *string
-	ConsentExpiresAt *int64
-	Client           *Client
+	RequestID   string
+	ClientID    string
+	Active      bool
+	ExpiresAt   int64
+	RequestData string
+	// Consent is the token's grant with its accounts, nil for tokens
+	// without one (client_credentials).
+	Consent *consent.Consent
+	Client  *Client
 }
 
-// getToken loads a token row with the status of its consent (if any) and
-// its client's registration: one read by primary key (kind, signature
-// hash), straight through database/sql, answers a whole token check. A
-// token whose client is gone is not found.
+// getToken loads a token row with its consent (if any), the consent's
+// accounts and its client's registration: one read by primary key (kind,
+// signature hash), straight through database/sql, answers a whole token
+// check, and a data call needs no second read for its consent. A token
+// whose client is gone is not found.
 func (s *fositeStore) getToken(ctx context.Context, kind, signature string) (*tokenRow, error) {
 	var (
-		r             tokenRow
-		status        sql.NullString
-		consentExpiry sql.NullInt64
+		r    tokenRow
+		cons consent.Joined
 	)
-	q := s.sqlConn(ctx).QueryRowContext(ctx, `SELECT t.request_id, t.client_id, t.active, t.expires_at, t.request_data,
-			c.status, c.expires_at, `+clientColumns+`
-		FROM oauth_tokens t JOIN oauth_clients k ON k.id = t.client_id LEFT JOIN consents c ON c.id = t.request_id
-		WHERE t.kind = $1 AND t.signature_hash = $2`, kind, hashKey(signature))
-	client, err := scanClient(q.Scan, &r.RequestID, &r.ClientID, &r.Active, &r.ExpiresAt, &r.RequestData, &status, &consentExpiry)
+	q := s.sqlConn(ctx).QueryRowContext(ctx, s.tokenQuery, kind, hashKey(signature))
+	dst := append([]any{&r.RequestID, &r.ClientID, &r.Active, &r.ExpiresAt, &r.RequestData}, cons.Dest()...)
+	client, err := scanClient(q.Scan, dst...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fosite.ErrNotFound
@@ -194,13 +195,18 @@ func (s *fositeStore) getToken(ctx context.Context, kind, signature string) (*to
 		return nil, dbErr("get "+kind, err)
 	}
 	r.Client = client
-	if status.Valid {
-		r.ConsentStatus = &status.String
-	}
-	if consentExpiry.Valid {
-		r.ConsentExpiresAt = &consentExpiry.Int64
+	if r.Consent, err = cons.Consent(); err != nil {
+		return nil, fmt.Errorf("oauth store: token of grant %s: %w", r.RequestID, err)
 	}
 	return &r, nil
+}
+
+// tokenQuery is getToken's statement in d's SQL.
+func tokenQuery(d store.Dialect) string {
+	return `SELECT t.request_id, t.client_id, t.active, t.expires_at, t.request_data, ` + consent.JoinedColumns(d, "c") + `,
+			` + clientColumns + `
+		FROM oauth_tokens t JOIN oauth_clients k ON k.id = t.client_id LEFT JOIN consents c ON c.id = t.request_id
+		WHERE t.kind = $1 AND t.signature_hash = $2`
 }
 
 // request rebuilds the token's fosite request with the client the row
@@ -227,14 +233,11 @@ func (s *fositeStore) expired(row *tokenRow) bool {
 // of an authorization_code grant live only while their consent is
 // authorized and unexpired; client_credentials tokens have no consent.
 func (s *fositeStore) consentLive(row *tokenRow, req fosite.Requester) bool {
-	if row.ConsentStatus == nil {
+	if row.Consent == nil {
 		sess, _ := req.GetSession().(*Session)
 		return sess == nil || sess.GrantID == "" // a grant-bound token whose consent vanished is dead
 	}
-	if consent.Status(*row.ConsentStatus) != consent.Authorized {
-		return false
-	}
-	return row.ConsentExpiresAt != nil && s.now().Before(store.FromMicros(*row.ConsentExpiresAt))
+	return row.Consent.Active(s.now())
 }
 
 // CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
@@ -299,6 +302,11 @@ func (s *fositeStore) GetAccessTokenSession(ctx context.Context, signature strin
 	}
 	if s.expired(row) {
 		return nil, fosite.ErrTokenExpired
+	}
+	// The consent read with the token goes along with the session, so
+	// that AuthenticateAccess needs no second read for it.
+	if sess, ok := req.GetSession().(*Session); ok {
+		sess.consent = row.Consent
 	}
 	return req, nil
 }
