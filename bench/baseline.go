@@ -37,35 +37,6 @@ func Baselines(store accounts.Store, now func() time.Time) (ungated, bare http.H
 	return u, b
 }
 
-// transactionView mirrors the data API's transaction shape (SPEC §3), so
-// that the baseline pays for the same bytes.
-type transactionView struct {
-	TransactionID        string  `json:"transaction_id"`
-	AccountID            string  `json:"account_id"`
-	Status               string  `json:"status"`
-	TransactedAt         string  `json:"transacted_at"`
-	BookedAt             *string `json:"booked_at"`
-	Amount               string  `json:"amount"`
-	Currency             string  `json:"currency"`
-	Description          string  `json:"description"`
-	MerchantName         *string `json:"merchant_name"`
-	MerchantCategoryCode *string `json:"merchant_category_code"`
-	CardLast4            *string `json:"card_last4"`
-}
-
-// orNull is the data API's rendering of an absent merchant, MCC or card.
-func orNull(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-type txPage struct {
-	Data       []transactionView `json:"data"`
-	NextCursor *string           `json:"next_cursor"`
-}
-
 func ungatedTransactions(c *gin.Context, store accounts.Store, now func() time.Time) {
 	q := accounts.TxQuery{AccountID: c.Query("account_id"), To: now(), Limit: 100}
 	q.From = q.To.Add(-90 * 24 * time.Hour)
@@ -98,23 +69,14 @@ func ungatedTransactions(c *gin.Context, store accounts.Store, now func() time.T
 		c.JSON(http.StatusInternalServerError, gin.H{"error": "store"})
 		return
 	}
-	out := txPage{Data: make([]transactionView, len(txs))}
-	for i, t := range txs {
-		out.Data[i] = transactionView{
-			TransactionID: t.ID, AccountID: t.AccountID, Status: t.Status, TransactedAt: t.TransactedAt.UTC().Format(time.RFC3339Nano),
-			Amount: accounts.FormatMinor(t.Amount, t.Currency), Currency: t.Currency, Description: t.Description,
-			MerchantName: orNull(t.MerchantName), MerchantCategoryCode: orNull(t.MCC), CardLast4: orNull(t.CardLast4),
-		}
-		if t.BookedAt != nil {
-			s := t.BookedAt.UTC().Format(time.RFC3339Nano)
-			out.Data[i].BookedAt = &s
-		}
-	}
+	// The data API's own writer renders the page, so that the baseline pays
+	// for the same bytes, at the same cost, as the gated answer.
+	var cursor *string
 	if next != nil {
 		s := EncodeKey(*next)
-		out.NextCursor = &s
+		cursor = &s
 	}
-	c.JSON(http.StatusOK, out)
+	httpapi.WriteTransactionPage(c, txs, cursor)
 }
 
 // EncodeKey is the baseline's cursor: the keyset in clear (the data API's

@@ -106,3 +106,33 @@ func validCurrency(c string) bool {
 	}
 	return true
 }
+
+// AppendMinor appends FormatMinor(amount, currency) to dst and returns the
+// extended slice. It is the form for writers that build a whole response in
+// one buffer: no string is allocated per amount.
+func AppendMinor(dst []byte, amount int64, currency string) []byte {
+	digits := MinorDigits(currency)
+	// The decimal form is built on the stack first, as FormatMinor builds
+	// it, so that math.MinInt64 needs no special case either.
+	var buf [24]byte
+	s := strconv.AppendInt(buf[:0], amount, 10)
+	if s[0] == '-' {
+		dst = append(dst, '-')
+		s = s[1:]
+	}
+	if digits == 0 {
+		return append(dst, s...)
+	}
+	if len(s) <= digits {
+		// Less than one major unit: 7 in EUR is "0.07".
+		dst = append(dst, '0', '.')
+		for range digits - len(s) {
+			dst = append(dst, '0')
+		}
+		return append(dst, s...)
+	}
+	cut := len(s) - digits
+	dst = append(dst, s[:cut]...)
+	dst = append(dst, '.')
+	return append(dst, s[cut:]...)
+}

@@ -98,3 +98,43 @@ func TestMoneyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// AppendMinor writes exactly what FormatMinor returns, for every exponent and
+// at the ends of the int64 range, and keeps what dst already held.
+func TestAppendMinorMatchesFormatMinor(t *testing.T) {
+	amounts := []int64{0, 1, -1, 7, -7, 9, 10, 99, -100, 1000, -1001, 12345, 123456789, math.MaxInt64, math.MinInt64, math.MinInt64 + 1}
+	for _, cur := range []string{"EUR", "JPY", "KWD", "CLF", "XYZ", ""} {
+		for _, a := range amounts {
+			want := FormatMinor(a, cur)
+			if got := string(AppendMinor(nil, a, cur)); got != want {
+				t.Errorf("AppendMinor(nil, %d, %q) = %q, want %q", a, cur, got, want)
+			}
+			if got := string(AppendMinor([]byte("x:"), a, cur)); got != "x:"+want {
+				t.Errorf("AppendMinor(\"x:\", %d, %q) = %q, want %q", a, cur, got, "x:"+want)
+			}
+		}
+	}
+}
+
+// FuzzAppendMinor: AppendMinor and FormatMinor agree on any amount and
+// currency code.
+func FuzzAppendMinor(f *testing.F) {
+	f.Add(int64(1234), "EUR")
+	f.Add(int64(-5), "KWD")
+	f.Add(int64(math.MinInt64), "JPY")
+	f.Add(int64(math.MaxInt64), "CLF")
+	f.Fuzz(func(t *testing.T, amount int64, currency string) {
+		want := FormatMinor(amount, currency)
+		if got := string(AppendMinor(nil, amount, currency)); got != want {
+			t.Fatalf("AppendMinor(%d, %q) = %q, FormatMinor = %q", amount, currency, got, want)
+		}
+	})
+}
+
+func BenchmarkAppendMinor(b *testing.B) {
+	buf := make([]byte, 0, 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendMinor(buf[:0], -123456, "EUR")
+	}
+}
