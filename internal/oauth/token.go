@@ -47,7 +47,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 	}
 	ar, err := p.oauth.NewAccessRequest(ctx, r, &Session{})
 	if err != nil {
-		p.replayed(ctx, prior, r.PostForm.Get("grant_type"), err)
+		err = p.replayed(ctx, prior, r.PostForm.Get("grant_type"), r.PostForm, err)
 		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
@@ -182,23 +182,45 @@ func (p *Provider) presentedGrant(ctx context.Context, grantType string, form ur
 }
 
 // replayed reacts to a failed token request that presented a used code or
-// refresh token. fosite has already revoked the grant's tokens; a reused
-// refresh token also ends the grant itself (SPEC §2).
-func (p *Provider) replayed(ctx context.Context, prior *tokenOwner, grantType string, err error) {
-	if prior == nil || prior.Active {
-		return
+// refresh token, and returns the error to answer. fosite has already
+// revoked the grant's tokens; a reused refresh token also ends the grant
+// itself (SPEC §2).
+//
+// fosite's own revocation of a reused refresh token's family can collide
+// with a concurrent request on the same family (its rotation, or another
+// reuse being handled); fosite then answers invalid_request "retry". A
+// retry can only find the token used, so the reuse is handled here and
+// answered as what it is: invalid_grant, with the grant ended.
+func (p *Provider) replayed(ctx context.Context, prior *tokenOwner, grantType string, form url.Values, err error) error {
+	if prior == nil {
+		return err
+	}
+	refresh := grantType == GrantRefreshToken
+	if refresh && prior.Active && errors.Is(err, fosite.ErrSerializationFailure) {
+		// Active when looked up, rotated by a concurrent request since?
+		now, lerr := p.store.lookupToken(ctx, kindRefresh, p.strategy.RefreshTokenSignature(ctx, form.Get("refresh_token")))
+		if lerr != nil {
+			return p.serverError(ctx, "token: refresh race lookup", lerr)
+		}
+		if now != nil && now.Active {
+			return err // a plain database conflict: retrying may succeed
+		}
+	} else if prior.Active {
+		return err
 	}
 	switch {
-	case grantType == GrantRefreshToken && errors.Is(err, fosite.ErrInactiveToken):
+	case refresh && (errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrSerializationFailure)):
 		p.log.WarnContext(ctx, "oauth: refresh token reuse; grant revoked", "grant_id", prior.RequestID, "client_id", prior.ClientID)
 		if rerr := p.endGrant(ctx, prior.RequestID, prior.ClientID, prior.Subject, "reuse_detected"); rerr != nil {
 			p.log.ErrorContext(ctx, "oauth: revoke reused grant", "grant_id", prior.RequestID, "error", rerr)
 		}
+		return fosite.ErrInvalidGrant.WithHint("The refresh token was already used.")
 	case grantType == GrantAuthorizationCode && errors.Is(err, fosite.ErrInvalidGrant):
 		p.log.WarnContext(ctx, "oauth: authorization code replay; tokens revoked", "grant_id", prior.RequestID, "client_id", prior.ClientID)
 		p.emit(ctx, Event{Type: EventTokenRevoked, Reason: "code_replay", ClientID: prior.ClientID,
 			CustomerID: prior.Subject, GrantID: prior.RequestID})
 	}
+	return err
 }
 
 // revokeReplayed ends every token of a grant after a code replay.
