@@ -85,9 +85,13 @@ type Transaction struct {
 // TxQuery selects one page of an account's transactions, newest first.
 type TxQuery struct {
 	AccountID string
-	From, To  time.Time // inclusive bounds on TransactedAt
-	Status    string    // "" for any
-	Limit     int
+	// CustomerID, when set, reads the page only if the account is this
+	// customer's (checked in the page query itself); otherwise
+	// Transactions fails with ErrNotFound.
+	CustomerID string
+	From, To   time.Time // inclusive bounds on TransactedAt
+	Status     string    // "" for any
+	Limit      int
 	// After continues from the last row of the previous page (keyset).
 	After *TxKey
 }

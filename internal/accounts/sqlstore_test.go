@@ -43,9 +43,10 @@ func storeSuite(t *testing.T, db *store.DB) {
 	t.Run("AccountsArePermanent", func(t *testing.T) { testAccountsPermanent(t, db, "perm") })
 }
 
-// Accounts are never deleted and never change id: on PostgreSQL this is
-// what keeps a transaction's account from disappearing now that no foreign
-// key checks every inserted transaction (migration 00060).
+// Accounts are never deleted and never change id or owner: on PostgreSQL
+// this is what keeps a transaction's account from disappearing now that no
+// foreign key checks every inserted transaction (migration 00060), and what
+// lets the data API trust a consent's account list (00061).
 func testAccountsPermanent(t *testing.T, db *store.DB, p string) {
 	f := newFixture(t, db, p)
 	a := f.account(t, p+"-acct", f.alice, TypeChecking)
@@ -55,6 +56,7 @@ func testAccountsPermanent(t *testing.T, db *store.DB, p string) {
 	for _, q := range []string{
 		`DELETE FROM accounts WHERE id = '` + a.ID + `'`,
 		`UPDATE accounts SET id = 'renamed' WHERE id = '` + a.ID + `'`,
+		`UPDATE accounts SET customer_id = '` + f.bob + `' WHERE id = '` + a.ID + `'`,
 	} {
 		if err := db.Exec(q).Error; err == nil {
 			t.Errorf("%s: succeeded, want it refused", q)
@@ -375,6 +377,26 @@ func testTransactionPages(t *testing.T, db *store.DB, p string) {
 		}
 	}
 
+	// With the owner named, the page is the same; for anyone else, or an
+	// unknown account, ErrNotFound, also where the range holds no rows.
+	owned, _, err := f.s.Transactions(ctx, TxQuery{AccountID: card.ID, CustomerID: f.alice, From: from, To: to, Limit: 50})
+	if err != nil || len(owned) != 50 || owned[0].ID != all[30].ID {
+		t.Errorf("owner's page: %d rows, err %v", len(owned), err)
+	}
+	empty := TxQuery{AccountID: card.ID, CustomerID: f.alice, From: newest.Add(time.Hour), To: newest.Add(2 * time.Hour), Limit: 5}
+	if rows, next, err := f.s.Transactions(ctx, empty); err != nil || len(rows) != 0 || next != nil {
+		t.Errorf("owner's empty range: %d rows, next %v, err %v", len(rows), next, err)
+	}
+	for _, q := range []TxQuery{
+		{AccountID: card.ID, CustomerID: f.bob, From: from, To: to, Limit: 50},
+		{AccountID: card.ID, CustomerID: f.bob, From: empty.From, To: empty.To, Limit: 5},
+		{AccountID: p + "-nope", CustomerID: f.alice, From: from, To: to, Limit: 50},
+	} {
+		if rows, _, err := f.s.Transactions(ctx, q); !errors.Is(err, ErrNotFound) || len(rows) != 0 {
+			t.Errorf("%s as %s: %d rows, err %v, want ErrNotFound", q.AccountID, q.CustomerID, len(rows), err)
+		}
+	}
+
 	if _, _, err := f.s.Transactions(ctx, TxQuery{AccountID: card.ID, From: from, To: to, Limit: 0}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Transactions(limit 0) error = %v, want ErrInvalid", err)
 	}
@@ -483,6 +505,9 @@ func TestTransactionsQueryUsesIndex(t *testing.T) {
 		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusPending, Limit: 10, After: after}, "transactions_account_pending_time_idx"},
 		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusBooked, Limit: 10}, "transactions_account_time_idx"},
 		{TxQuery{AccountID: "a", From: now, To: now, Status: StatusBooked, Limit: 10, After: after}, "transactions_account_time_idx"},
+		{TxQuery{AccountID: "a", CustomerID: "c", From: now, To: now, Limit: 10}, "transactions_account_time_idx"},
+		{TxQuery{AccountID: "a", CustomerID: "c", From: now, To: now, Limit: 10, After: after}, "transactions_account_time_idx"},
+		{TxQuery{AccountID: "a", CustomerID: "c", From: now, To: now, Status: StatusPending, Limit: 10}, "transactions_account_pending_time_idx"},
 	} {
 		query, args := txPageSQL(q.q)
 		rows, err := db.SQL().Query("EXPLAIN QUERY PLAN "+query, args...)

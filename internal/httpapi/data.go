@@ -59,7 +59,7 @@ func RegisterData(r gin.IRouter, d Deps) {
 	v1.GET("/accounts", h.decide(purpose.ScopeAccounts), h.listAccounts)
 	v1.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts), h.loadAccount, h.getAccount)
 	v1.GET("/accounts/:account_id/balances", h.decide(purpose.ScopeBalances), h.loadAccount, h.getBalances)
-	v1.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions), h.loadAccount, h.listTransactions)
+	v1.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions), h.consentedAccount, h.listTransactions)
 }
 
 // The response shapes of SPEC §3: money as decimal strings in major units,
@@ -168,14 +168,19 @@ func (h *dataHandler) getBalances(c *gin.Context) {
 }
 
 func (h *dataHandler) listTransactions(c *gin.Context) {
-	p, a := PrincipalFrom(c), accountFrom(c)
+	p, accountID := PrincipalFrom(c), accountIDFrom(c)
 	now := h.now()
-	q, binding, err := parseTxQuery(c.Request.URL.Query(), a.ID, now, h.history(p.Consent, now))
+	q, binding, err := parseTxQuery(c.Request.URL.Query(), accountID, now, h.history(p.Consent, now))
 	if err != nil {
 		WriteProblem(c, err)
 		return
 	}
+	q.CustomerID = p.Consent.CustomerID
 	txs, next, err := h.accounts.Transactions(c.Request.Context(), q)
+	if errors.Is(err, accounts.ErrNotFound) {
+		WriteProblem(c, errAccountNotFound)
+		return
+	}
 	if err != nil {
 		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading transactions failed", err))
 		return
