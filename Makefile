@@ -17,18 +17,25 @@ test: gosec
 test-sqlite:
 	$(GO) test -count=1 $(PKGS)
 
-# make bench's shape: transactions in each seeded database, the dialects, the load per endpoint, connections.
-BENCH_SIZES    ?= 100000 1000000 10000000
-BENCH_DB       ?= sqlite postgres
-BENCH_DURATION ?= 10s
-BENCH_CONNS    ?= 50
+# make bench's shape: transactions in each seeded database, the dialects, the load per endpoint, connections
+# (closed loop), the open loop's fixed rate (req/s, over at most BENCH_CONNS connections) and the connections
+# posting ingestion batches.
+BENCH_SIZES        ?= 100000 1000000 10000000
+BENCH_DB           ?= sqlite postgres
+BENCH_DURATION     ?= 10s
+BENCH_CONNS        ?= 50
+BENCH_RATE         ?= 500
+BENCH_INGEST_CONNS ?= 4
 
 ## bench: seed databases of BENCH_SIZES transactions (BENCH_DB), start the real server, take tokens through the
-## real flow and load the data API, its ungated baselines and the token endpoint (vegeta); prints the table and
-## writes docs/benchmarks.md and docs/benchmarks.svg. Then what "no audit, no data" costs: the same reads with the
+## real flow and load the data API, its ungated baselines and the token endpoint (vegeta, closed loop); the
+## transactions page and its baseline again open loop at BENCH_RATE req/s; then ingestion, batches of 5,000 new
+## transactions through the provider API on BENCH_INGEST_CONNS connections. Prints the table and writes
+## docs/benchmarks.md and docs/benchmarks.svg. Then what "no audit, no data" costs: the same reads with the
 ## durable audit write and without, side by side (req/s of each, their ratio, events/s appended and verified).
 bench:
 	BENCH_SIZES="$(BENCH_SIZES)" BENCH_DB="$(BENCH_DB)" BENCH_DURATION=$(BENCH_DURATION) BENCH_CONNS=$(BENCH_CONNS) \
+		BENCH_RATE=$(BENCH_RATE) BENCH_INGEST_CONNS=$(BENCH_INGEST_CONNS) \
 		CONSENTGATE_TEST_PG_FSYNC=on ./scripts/with-postgres $(GO) test -tags bench -run '^TestBench$$' -v -count=1 -timeout 180m ./bench/
 	./scripts/with-postgres $(GO) test -run '^$$' -bench AuditGate -benchtime 1x -count 1 -timeout 10m ./internal/server/
 

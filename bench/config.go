@@ -2,7 +2,9 @@
 // seeds databases of chosen sizes with the demo generator, starts the real
 // server on each, obtains tokens through the real OAuth flow and drives
 // closed-loop load (vegeta) at the data API, at baselines without the
-// consent gate and at the token endpoint. It prints one table and writes
+// consent gate and at the token endpoint; open-loop load at a fixed rate at
+// the transactions page and its baseline; and batches of new transactions
+// through the provider API (ingestion). It prints one table and writes
 // docs/benchmarks.md and docs/benchmarks.svg.
 //
 // The orchestration is a test behind the "bench" build tag
@@ -27,7 +29,16 @@ type Config struct {
 	DBs      []string      // BENCH_DB: "sqlite postgres"
 	Duration time.Duration // BENCH_DURATION: load per endpoint, e.g. 10s
 	Warmup   time.Duration // BENCH_WARMUP: unmeasured load before each endpoint
-	Conns    int           // BENCH_CONNS: concurrent connections
+	Conns    int           // BENCH_CONNS: concurrent connections (closed loop; the cap of the open loop)
+	// Rate is the open loop's fixed request rate per second (BENCH_RATE)
+	// at the transactions page and its ungated baseline, over at most
+	// Conns connections. The default, 500, is about 40% of the gated
+	// page's closed-loop capacity on the 2-core machine of
+	// docs/benchmarks.md: a busy server, not a saturated one.
+	Rate int
+	// IngestConns is how many connections post ingestion batches at once,
+	// closed loop (BENCH_INGEST_CONNS).
+	IngestConns int
 	// TxPerAccount is the generator's transactions per checking and card
 	// account (BENCH_TX_PER_ACCOUNT): the measured account has about this
 	// many at every size, so the deep cursor is equally deep everywhere
@@ -41,7 +52,7 @@ type Config struct {
 func ConfigFromEnv() (Config, error) {
 	c := Config{
 		Sizes: []int{100_000, 1_000_000, 10_000_000}, DBs: []string{"sqlite", "postgres"},
-		Duration: 10 * time.Second, Warmup: 2 * time.Second, Conns: 50, TxPerAccount: 10_000,
+		Duration: 10 * time.Second, Warmup: 2 * time.Second, Conns: 50, Rate: 500, IngestConns: 4, TxPerAccount: 10_000,
 		Out: "../docs", Profile: os.Getenv("BENCH_PROFILE"),
 	}
 	if s := os.Getenv("BENCH_SIZES"); s != "" {
@@ -71,7 +82,8 @@ func ConfigFromEnv() (Config, error) {
 			*dst = d
 		}
 	}
-	for name, dst := range map[string]*int{"BENCH_CONNS": &c.Conns, "BENCH_TX_PER_ACCOUNT": &c.TxPerAccount} {
+	for name, dst := range map[string]*int{"BENCH_CONNS": &c.Conns, "BENCH_RATE": &c.Rate,
+		"BENCH_INGEST_CONNS": &c.IngestConns, "BENCH_TX_PER_ACCOUNT": &c.TxPerAccount} {
 		if s := os.Getenv(name); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 {
@@ -108,8 +120,8 @@ func (c Config) Command() string {
 	for i, n := range c.Sizes {
 		sizes[i] = strconv.Itoa(n)
 	}
-	return fmt.Sprintf(`make bench BENCH_SIZES="%s" BENCH_DB="%s" BENCH_DURATION=%v BENCH_CONNS=%d`,
-		strings.Join(sizes, " "), strings.Join(c.DBs, " "), c.Duration, c.Conns)
+	return fmt.Sprintf(`make bench BENCH_SIZES="%s" BENCH_DB="%s" BENCH_DURATION=%v BENCH_CONNS=%d BENCH_RATE=%d BENCH_INGEST_CONNS=%d`,
+		strings.Join(sizes, " "), strings.Join(c.DBs, " "), c.Duration, c.Conns, c.Rate, c.IngestConns)
 }
 
 // bigAccountsPerCustomer is the generator's expected number of checking

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,12 +20,15 @@ var seriesColour = map[string]string{
 	"sqlite/" + EpDeep:           "#17becf",
 	"postgres/" + EpTransactions: "#d62728",
 	"postgres/" + EpDeep:         "#ff7f0e",
+	"sqlite/" + EpOpen:           "#9467bd",
+	"postgres/" + EpOpen:         "#8c564b",
 }
 
 // SVG draws the transactions page's latency (p50 dashed, p99 solid)
 // against the number of transactions in the database, x on a log scale,
-// one line per database and page (first and deep). Plain SVG text: no
-// library, no script.
+// one line per database and page (first and deep) under closed-loop load,
+// and the first page's p99 under the open loop's fixed rate. Plain SVG
+// text: no library, no script.
 func (r *Report) SVG() string {
 	type point struct {
 		x  int
@@ -39,8 +43,11 @@ func (r *Report) SVG() string {
 	var all []series
 	minX, maxX, maxY := math.MaxInt, 0, time.Duration(0)
 	for _, db := range r.dbs() {
-		for _, ep := range []string{EpTransactions, EpDeep} {
+		for _, ep := range []string{EpTransactions, EpDeep, EpOpen} {
 			for _, p99 := range []bool{true, false} {
+				if ep == EpOpen && !p99 {
+					continue // the open loop's p50 sits on the p99 at this scale
+				}
 				s := series{name: fmt.Sprintf("%s %s p50", db, ep), colour: seriesColour[db+"/"+ep], dashed: !p99}
 				if p99 {
 					s.name = fmt.Sprintf("%s %s p99", db, ep)
@@ -54,7 +61,7 @@ func (r *Report) SVG() string {
 					s.pts = append(s.pts, point{n, y, ok})
 					minX, maxX, maxY = min(minX, n), max(maxX, n), max(maxY, y)
 				}
-				if len(s.pts) > 0 {
+				if slices.ContainsFunc(s.pts, func(p point) bool { return p.ok }) {
 					all = append(all, s)
 				}
 			}
@@ -64,8 +71,8 @@ func (r *Report) SVG() string {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		chartW, chartH, chartW, chartH)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", chartW, chartH)
-	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">Transactions page latency vs data size (%d connections)</text>`+"\n",
-		plotL, r.Config.Conns)
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">Transactions page latency vs data size (%d connections; open loop %d req/s)</text>`+"\n",
+		plotL, r.Config.Conns, r.Config.Rate)
 	if len(all) == 0 {
 		b.WriteString(`<text x="70" y="200">no transactions measurements</text></svg>` + "\n")
 		return b.String()
