@@ -29,7 +29,8 @@ const staticNotes = `## What the measured paths do
   was tiny scans it sequentially, and the gated page at 500 req/s went from a 2 ms to a 80–130 ms median.
   ` + "`plan_cache_mode=force_custom_plan`" + ` cured it but cost 30% of gated throughput, so the benchmark measures the
   open loop before the token endpoint instead; in service, a table's size changes far more slowly than
-  autovacuum analyzes it. After a bulk load, run ` + "`ANALYZE`" + `.
+  autovacuum analyzes it. ` + "`consentgate import`" + ` and ` + "`demo seed`" + ` analyze the database when they finish, which
+  also makes running servers replan at once.
 - **Hot reads skip the ORM.** The page query, the account and balance reads, the token check and the consent
   load go straight through database/sql and scan into typed variables; gorm's statement builder and
   reflective scanning cost more than the database on a page of 100 rows.

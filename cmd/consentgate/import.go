@@ -86,5 +86,10 @@ func runImport(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	st, err := ingest.ImportFile(ctx, ingest.NewService(db, nil), *institution, *format, in, os.Stderr)
 	fmt.Fprintf(stdout, "%d records written: %d created, %d updated, %d unchanged, %d reversed (%d lines read)\n",
 		st.Records, st.Created, st.Updated, st.Unchanged, st.Reversed, st.Lines)
-	return err
+	if err != nil {
+		return err
+	}
+	// Running servers replan for the tables' new sizes now, not whenever
+	// autovacuum gets to them.
+	return db.Analyze(ctx)
 }

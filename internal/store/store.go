@@ -133,6 +133,23 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
+// Analyze refreshes the planner's statistics after a bulk load, on
+// PostgreSQL. Servers already running cache a generic plan per prepared
+// statement and pooled connection; one made while a table was small goes
+// on scanning it after a load made it large, until autovacuum analyzes the
+// table (within a minute, or later under load). ANALYZE also invalidates
+// those plans at once. SQLite plans every statement as it is prepared, from
+// the schema alone (no statistics are kept), so it has nothing to refresh.
+func (db *DB) Analyze(ctx context.Context) error {
+	if db.Dialect != Postgres {
+		return nil
+	}
+	if err := db.WithContext(ctx).Exec("ANALYZE").Error; err != nil {
+		return fmt.Errorf("store.Analyze: %w", err)
+	}
+	return nil
+}
+
 // Tx runs fn in one transaction, committed when fn returns nil.
 func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return db.WithContext(ctx).Transaction(fn)
