@@ -199,7 +199,7 @@ func (r *Report) openShare() string {
 func (r *Report) openBehind() []string {
 	var out []string
 	for _, x := range r.Results {
-		if (x.Endpoint == EpOpen || x.Endpoint == EpUngatedOpen) && x.RPS < 0.95*float64(r.Config.Rate) {
+		if (x.Endpoint == EpOpen || x.Endpoint == EpUngatedOpen) && x.RPS < openKeptUp*float64(r.Config.Rate) {
 			out = append(out, fmt.Sprintf("%s %s %s (%.0f req/s)", x.DB, SizeLabel(x.Size), x.Endpoint, x.RPS))
 		}
 	}

@@ -162,6 +162,20 @@ func TestReport(t *testing.T) {
 			}
 		}
 	}
+	// Behind the offered rate, a low p99 is not service time: NOT met.
+	behind := *r
+	behind.Results = nil
+	for _, m := range r.Results {
+		if m.DB == "sqlite" && m.Endpoint == EpOpen && m.Size == 100_000 {
+			m.RPS = 470
+		}
+		behind.Results = append(behind.Results, m)
+	}
+	for _, tg := range behind.Targets() {
+		if strings.HasPrefix(tg.Name, "sqlite: transactions p99 ≤ 20 ms at 50 connections, open loop") && tg.Verdict() != "NOT met" {
+			t.Errorf("%s: %s (%s), want NOT met: the run fell behind the rate", tg.Name, tg.Verdict(), tg.Measured)
+		}
+	}
 	// Not measured: n/a.
 	none := &Report{Config: r.Config}
 	none.Results = append(none.Results, Measurement{DB: "postgres", Size: 100_000, Endpoint: EpTransactions})
