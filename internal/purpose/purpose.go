@@ -19,8 +19,32 @@ const (
 	ScopeAccounts     = "accounts:read"
 	ScopeBalances     = "balances:read"
 	ScopeTransactions = "transactions:read"
-	ScopeOffline      = "offline_access"
+	// ScopeIdentity is the account holders' names, emails, addresses and
+	// telephones (FDX contact).
+	ScopeIdentity = "identity:read"
+	// ScopeAccountNumbers is what is needed to send money to an account: its
+	// routing number and tokenized account number (FDX payment networks).
+	ScopeAccountNumbers = "account_numbers:read"
+	ScopeOffline        = "offline_access"
 )
+
+// OpenID Connect scopes (SPEC §10). Like offline_access they are not account
+// data: any purpose may ask for them, the customer sees them on the consent
+// screen, and they only reach the customer's login identity (sub, name,
+// email) through the id_token and userinfo.
+const (
+	ScopeOpenID  = "openid"
+	ScopeProfile = "profile"
+	ScopeEmail   = "email"
+)
+
+// DataScopes are the scopes a purpose policy may allow, in display order.
+var DataScopes = []string{ScopeAccounts, ScopeBalances, ScopeTransactions, ScopeIdentity, ScopeAccountNumbers}
+
+// IsOpenIDScope reports whether scope is one of the OpenID Connect scopes.
+func IsOpenIDScope(scope string) bool {
+	return scope == ScopeOpenID || scope == ScopeProfile || scope == ScopeEmail
+}
 
 // Day is the policy's unit of history and duration.
 const Day = 24 * time.Hour
@@ -48,9 +72,11 @@ func (p Policy) MaxDuration() time.Duration {
 	return min(d, MaxConsentDuration)
 }
 
-// AllowsScope reports whether the purpose may be granted scope.
+// AllowsScope reports whether the purpose may be granted scope: its data
+// scopes, plus offline_access and the OpenID Connect scopes, which any
+// purpose may ask for.
 func (p Policy) AllowsScope(scope string) bool {
-	return scope == ScopeOffline || slices.Contains(p.Scopes, scope)
+	return scope == ScopeOffline || IsOpenIDScope(scope) || slices.Contains(p.Scopes, scope)
 }
 
 // Prohibited purposes: refused for everyone, always (SPEC §4).
@@ -67,13 +93,13 @@ var Defaults = []Policy{
 	{
 		Code: "account_verification", Label: "Checking that the account is yours",
 		Description:    "To confirm that you own the account and that it is open, for example before a payment.",
-		Scopes:         []string{ScopeAccounts, ScopeBalances},
+		Scopes:         []string{ScopeAccounts, ScopeBalances, ScopeIdentity, ScopeAccountNumbers},
 		MaxHistoryDays: 0, MaxDurationDays: 30, UnattendedPerDay: 4,
 	},
 	{
 		Code: "credit_underwriting", Label: "Deciding on a loan or credit application",
 		Description:    "To look at your income and spending when you apply for credit.",
-		Scopes:         []string{ScopeAccounts, ScopeBalances, ScopeTransactions},
+		Scopes:         []string{ScopeAccounts, ScopeBalances, ScopeTransactions, ScopeIdentity},
 		MaxHistoryDays: 365, MaxDurationDays: 90, UnattendedPerDay: 4,
 	},
 	{
@@ -121,7 +147,7 @@ func NewTable(policies []Policy) (*Table, error) {
 			return nil, fmt.Errorf("purpose policy: %q allows no scopes", p.Code)
 		}
 		for _, s := range p.Scopes {
-			if s != ScopeAccounts && s != ScopeBalances && s != ScopeTransactions {
+			if !slices.Contains(DataScopes, s) {
 				return nil, fmt.Errorf("purpose policy: %q allows unknown scope %q", p.Code, s)
 			}
 		}

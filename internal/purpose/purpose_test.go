@@ -12,8 +12,8 @@ func TestDefaultTableMatchesSpec(t *testing.T) {
 		history, dur, perDay int
 	}{
 		"personal_finance_management": {[]string{ScopeAccounts, ScopeBalances, ScopeTransactions}, 730, 365, 4},
-		"account_verification":        {[]string{ScopeAccounts, ScopeBalances}, 0, 30, 4},
-		"credit_underwriting":         {[]string{ScopeAccounts, ScopeBalances, ScopeTransactions}, 365, 90, 4},
+		"account_verification":        {[]string{ScopeAccounts, ScopeBalances, ScopeIdentity, ScopeAccountNumbers}, 0, 30, 4},
+		"credit_underwriting":         {[]string{ScopeAccounts, ScopeBalances, ScopeTransactions, ScopeIdentity}, 365, 90, 4},
 		"fraud_prevention":            {[]string{ScopeAccounts, ScopeBalances, ScopeTransactions}, 90, 365, 24},
 		"tax_preparation":             {[]string{ScopeAccounts, ScopeTransactions}, 730, 120, 4},
 	}
@@ -29,9 +29,15 @@ func TestDefaultTableMatchesSpec(t *testing.T) {
 			p.MaxDurationDays != w.dur || p.UnattendedPerDay != w.perDay {
 			t.Errorf("%s = %+v", code, p)
 		}
-		if !p.AllowsScope(ScopeOffline) {
-			t.Errorf("%s must allow offline_access", code)
+		for _, s := range []string{ScopeOffline, ScopeOpenID, ScopeProfile, ScopeEmail} {
+			if !p.AllowsScope(s) {
+				t.Errorf("%s must allow %s", code, s)
+			}
 		}
+	}
+	// SPEC §4: an app that budgets never sees account numbers or identity.
+	if p, _ := tab.Lookup("personal_finance_management"); p.AllowsScope(ScopeAccountNumbers) || p.AllowsScope(ScopeIdentity) {
+		t.Error("personal_finance_management must not allow identity:read or account_numbers:read")
 	}
 	if p, _ := tab.Lookup("account_verification"); p.AllowsScope(ScopeTransactions) {
 		t.Error("account_verification must not allow transactions")
