@@ -32,6 +32,10 @@ type ClientSpec struct {
 	JWKS         []byte
 	DPoP         bool
 	JWKSURI      string // private_key_jwt: where the keys are, instead of JWKS
+	// PAROptional: exempt from PAR (front-channel authorization requests).
+	PAROptional    bool
+	DefaultPurpose string // the purpose of a request that names none
+	Aggregator     bool   // passes the data on to other apps
 }
 
 // ClientCreator registers OAuth clients (the authorization server).
@@ -80,6 +84,15 @@ var fixtureClients = []ClientSpec{
 		RedirectURIs: []string{"http://127.0.0.1:8765/callback", "http://localhost:8765/callback"},
 		Scopes:       []string{"accounts:read", "balances:read", "transactions:read", "offline_access"},
 		Purposes:     []string{"personal_finance_management", "account_verification"},
+	},
+	{ // #nosec G101 -- the SPEC §9 demo credentials, public by design
+		ID: "demo-aggregator", Name: "Demo Aggregator", Secret: "demo-aggregator-secret", AuthMethod: "client_secret_basic",
+		GrantTypes:   []string{"authorization_code", "refresh_token"},
+		RedirectURIs: []string{"http://127.0.0.1:8766/callback"},
+		Scopes: []string{"openid", "profile", "email", "offline_access", "accounts:read", "balances:read",
+			"transactions:read", "identity:read", "account_numbers:read"},
+		Purposes:    []string{"personal_finance_management", "account_verification"},
+		PAROptional: true, DefaultPurpose: "personal_finance_management", Aggregator: true,
 	},
 	{ // #nosec G101 -- the SPEC §9 demo credentials, public by design
 		ID: "demo-auditor", Name: "Demo Auditor", Secret: "demo-auditor-secret", AuthMethod: "client_secret_basic",

@@ -122,6 +122,13 @@ func TestSeedFixtures(t *testing.T) {
 				RedirectURIs: []string{"http://127.0.0.1:8765/callback", "http://localhost:8765/callback"},
 				Scopes:       []string{"accounts:read", "balances:read", "transactions:read", "offline_access"},
 				Purposes:     []string{"personal_finance_management", "account_verification"}},
+			{ID: "demo-aggregator", Secret: "demo-aggregator-secret", AuthMethod: "client_secret_basic",
+				GrantTypes:   []string{"authorization_code", "refresh_token"},
+				RedirectURIs: []string{"http://127.0.0.1:8766/callback"},
+				Scopes: []string{"openid", "profile", "email", "offline_access", "accounts:read", "balances:read",
+					"transactions:read", "identity:read", "account_numbers:read"},
+				Purposes:    []string{"personal_finance_management", "account_verification"},
+				PAROptional: true, DefaultPurpose: "personal_finance_management", Aggregator: true},
 			{ID: "demo-auditor", Secret: "demo-auditor-secret", AuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"audit:read"}},
 			{ID: "demo-provider", Secret: "demo-provider-secret", AuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"provider:write"}},
 		}
@@ -143,7 +150,7 @@ func TestSeedFixtures(t *testing.T) {
 			t.Fatalf("second SeedFixtures: created=%v err=%v", created, err)
 		}
 		accts2, txs2, bals2 := readAll(t, s, "cus_alice", "cus_bob")
-		if !reflect.DeepEqual(accts, accts2) || !reflect.DeepEqual(txs, txs2) || !reflect.DeepEqual(bals, bals2) || len(clients.created) != 3 {
+		if !reflect.DeepEqual(accts, accts2) || !reflect.DeepEqual(txs, txs2) || !reflect.DeepEqual(bals, bals2) || len(clients.created) != len(wantClients) {
 			t.Fatal("second SeedFixtures changed the data")
 		}
 

@@ -31,13 +31,18 @@ type Decision struct {
 	Approve    bool
 	CustomerID string
 	AccountIDs []string
+	// AuthTime is when the customer logged in (the id_token's auth_time);
+	// zero means now.
+	AuthTime time.Time
 }
 
 // handleAuthorize is GET /oauth2/authorize. Only a pushed request counts:
 // the browser URL may carry nothing but client_id and request_uri (RFC 9126
 // §4), so nothing added to it can override what the client pushed. A valid
 // request is parked under a fresh challenge and the browser sent to the
-// consent screen.
+// consent screen. The one exception is a client registered as exempt from
+// PAR, whose request without a request_uri is read from the URL
+// (handleFrontChannel).
 func (p *Provider) handleAuthorize(c *gin.Context) {
 	r := c.Request
 	ctx := r.Context()
@@ -50,6 +55,18 @@ func (p *Provider) handleAuthorize(c *gin.Context) {
 		p.writeAuthorizeError(ctx, c.Writer, fosite.NewAuthorizeRequest(),
 			fosite.ErrInvalidRequest.WithHint("'request' objects are not supported."))
 		return
+	}
+	if q.Get("request_uri") == "" {
+		// A client exempt from PAR may send the request itself (SPEC §10).
+		client, err := p.parExemptClient(ctx, q.Get("client_id"))
+		if err != nil {
+			p.writeAuthorizeError(ctx, c.Writer, fosite.NewAuthorizeRequest(), p.serverError(ctx, "authorize: load client", err))
+			return
+		}
+		if client != nil {
+			p.handleFrontChannel(c, client)
+			return
+		}
 	}
 	clean := r.Clone(ctx)
 	clean.URL.RawQuery = url.Values{"client_id": {q.Get("client_id")}, "request_uri": {q.Get("request_uri")}}.Encode()
@@ -187,7 +204,9 @@ func (p *Provider) FinishAuthorization(ctx context.Context, w http.ResponseWrite
 		ar.GrantScope(s)
 	}
 	// The code carries the DPoP key the pushed request was bound to, if any.
-	sess := &Session{Subject: d.CustomerID, GrantID: id, Purpose: purposeCode, JKT: ar.GetRequestForm().Get(ParamDPoPJKT)}
+	sess := &Session{GrantID: id, Purpose: purposeCode, JKT: ar.GetRequestForm().Get(ParamDPoPJKT)}
+	sess.Subject = d.CustomerID
+	p.idTokenClaims(sess, ar, d)
 	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		p.log.ErrorContext(ctx, "oauth: issue code for an authorized consent", "grant_id", id, "error", err)

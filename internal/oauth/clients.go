@@ -49,6 +49,8 @@ const (
 var supportedScopes = []string{
 	purpose.ScopeAccounts, purpose.ScopeBalances, purpose.ScopeTransactions, purpose.ScopeOffline,
 	ScopeAuditRead, ScopeProviderWrite,
+	purpose.ScopeIdentity, purpose.ScopeAccountNumbers,
+	purpose.ScopeOpenID, purpose.ScopeProfile, purpose.ScopeEmail,
 }
 
 // ClientSpec is a client registration (CLI `consentgate client create`, demo fixtures).
@@ -65,6 +67,16 @@ type ClientSpec struct {
 	// JWKSURI is where a private_key_jwt client publishes its public keys,
 	// instead of a registered JWKS (fetched with a timeout and cached).
 	JWKSURI string
+	// PAROptional exempts the client from pushed authorization requests
+	// (RFC 9126 §6 require_pushed_authorization_requests: false): it may
+	// send a front-channel authorization request (SPEC §10).
+	PAROptional bool
+	// DefaultPurpose is the purpose of a front-channel request that names
+	// none; "" means every request must name one. One of Purposes.
+	DefaultPurpose string
+	// Aggregator marks a client that passes the data on to other apps (an
+	// FDX aggregator); the consent screen tells the customer so.
+	Aggregator bool
 }
 
 // Client is a registered OAuth client as fosite sees it.
@@ -80,7 +92,11 @@ type Client struct {
 	JWKS         []byte
 	JWKSURI      string
 	DPoP         bool
-	CreatedAt    time.Time
+	// PAROptional, DefaultPurpose and Aggregator: see ClientSpec.
+	PAROptional    bool
+	DefaultPurpose string
+	Aggregator     bool
+	CreatedAt      time.Time
 }
 
 var (
@@ -160,7 +176,7 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 
 // clientColumns are the oauth_clients columns scanClient reads, for a
 // table aliased k.
-const clientColumns = "k.id, k.name, k.secret_hash, k.redirect_uris, k.grant_types, k.scopes, k.purposes, k.auth_method, k.jwks, k.jwks_uri, k.dpop, k.created_at"
+const clientColumns = "k.id, k.name, k.secret_hash, k.redirect_uris, k.grant_types, k.scopes, k.purposes, k.auth_method, k.jwks, k.jwks_uri, k.dpop, k.created_at, k.par_optional, k.default_purpose, k.aggregator"
 
 // scanClient builds a client from a row of clientColumns (after any
 // columns already given in dst).
@@ -172,7 +188,7 @@ func scanClient(scan func(dest ...any) error, dst ...any) (*Client, error) {
 		createdAt                                  int64
 	)
 	dst = append(dst, &c.ID, &c.Name, &secretHash, &redirectURIs, &grantTypes, &scopes, &purposes, &c.AuthMethod,
-		&jwks, &jwksURI, &c.DPoP, &createdAt)
+		&jwks, &jwksURI, &c.DPoP, &createdAt, &c.PAROptional, &c.DefaultPurpose, &c.Aggregator)
 	if err := scan(dst...); err != nil {
 		return nil, err
 	}
@@ -275,10 +291,11 @@ func (p *Provider) CreateClient(ctx context.Context, spec ClientSpec) (clientID,
 		return string(b)
 	}
 	err = p.store.db.WithContext(ctx).Exec(`INSERT INTO oauth_clients
-		(id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, jwks_uri, dpop, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, jwks_uri, dpop, created_at,
+		 par_optional, default_purpose, aggregator)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, secretHash, enc(c.RedirectURIs), enc(c.GrantTypes), enc(c.Scopes), enc(c.Purposes),
-		c.AuthMethod, jwks, jwksURI, c.DPoP, store.Micros(p.now())).Error
+		c.AuthMethod, jwks, jwksURI, c.DPoP, store.Micros(p.now()), c.PAROptional, c.DefaultPurpose, c.Aggregator).Error
 	if store.IsUniqueViolation(err) {
 		return "", "", fmt.Errorf("oauth.CreateClient %q: %w", c.ID, ErrClientExists)
 	}
@@ -292,6 +309,7 @@ func (p *Provider) CreateClient(ctx context.Context, spec ClientSpec) (clientID,
 func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 	c := &Client{
 		ID: spec.ID, Name: spec.Name, AuthMethod: spec.AuthMethod, DPoP: spec.DPoP,
+		PAROptional: spec.PAROptional, DefaultPurpose: spec.DefaultPurpose, Aggregator: spec.Aggregator,
 		RedirectURIs: nonNil(spec.RedirectURIs), Scopes: nonNil(spec.Scopes), Purposes: nonNil(spec.Purposes),
 	}
 	if c.Name == "" {
@@ -345,6 +363,12 @@ func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 		if len(c.Purposes) == 0 {
 			return nil, "", errors.New("the authorization_code grant needs at least one purpose")
 		}
+	}
+	if c.PAROptional && !codeFlow {
+		return nil, "", errors.New("--par-optional is for clients of the authorization_code grant")
+	}
+	if c.DefaultPurpose != "" && !slices.Contains(c.Purposes, c.DefaultPurpose) {
+		return nil, "", fmt.Errorf("the default purpose %q must be one of the client's purposes %v", c.DefaultPurpose, c.Purposes)
 	}
 	for _, raw := range c.RedirectURIs {
 		u, err := url.Parse(raw)

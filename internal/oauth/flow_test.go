@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -52,7 +53,12 @@ func TestFullFlow(t *testing.T) {
 	}
 
 	in := e.introspect(appID, appSecret, tk.AccessToken)
-	want := map[string]any{"active": true, "client_id": appID, "sub": custAlice, "grant_id": pd.GrantID,
+	// SPEC §10: the client sees its pairwise subject, never the customer id.
+	sub := e.p.subjects.Subject(appID, custAlice)
+	if sub == custAlice || len(sub) < 7 {
+		t.Fatalf("pairwise subject %q", sub)
+	}
+	want := map[string]any{"active": true, "client_id": appID, "sub": sub, "grant_id": pd.GrantID,
 		"purpose": "personal_finance_management", "token_type": "Bearer"}
 	for k, v := range want {
 		if in[k] != v {
@@ -138,7 +144,13 @@ func TestMetadata(t *testing.T) {
 	if cm, _ := m["code_challenge_methods_supported"].([]any); len(cm) != 1 || cm[0] != "S256" {
 		t.Errorf("code_challenge_methods_supported = %v", cm)
 	}
-	if rec := e.get("/jwks"); rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"keys":[]}` {
+	// Only the id_token key (the provider's own): no other keys were given.
+	var jwks struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	rec = e.get("/jwks")
+	if err := json.Unmarshal(rec.Body.Bytes(), &jwks); rec.Code != http.StatusOK || err != nil || len(jwks.Keys) != 1 ||
+		jwks.Keys[0]["alg"] != "ES256" || jwks.Keys[0]["kid"] != e.p.idKey().Public.KeyID || jwks.Keys[0]["d"] != nil {
 		t.Errorf("jwks: %d %s", rec.Code, rec.Body)
 	}
 }

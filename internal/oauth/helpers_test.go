@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/internal/consent"
+	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/purpose"
 	"github.com/consentgate/consentgate/internal/store"
 )
@@ -166,7 +167,7 @@ func newTestProvider(t testing.TB, db *store.DB, clock *testClock, events *event
 	p, err := New(Deps{
 		DB: db, Consents: consent.NewSQLStore(db), Purposes: purpose.Default(),
 		Issuer: "https://as.example", Secret: []byte(strings.Repeat("s", 32)),
-		Now: clock.Now, Events: events,
+		Now: clock.Now, Events: events, Subjects: identity.NewPairwise([]byte(strings.Repeat("p", 32))),
 	})
 	if err != nil {
 		t.Fatal(err)

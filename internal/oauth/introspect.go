@@ -15,7 +15,7 @@ type introspection struct {
 	Active    bool   `json:"active"`
 	Scope     string `json:"scope,omitempty"`
 	ClientID  string `json:"client_id,omitempty"`
-	Sub       string `json:"sub,omitempty"` // customer id
+	Sub       string `json:"sub,omitempty"` // the customer's pairwise subject for this client
 	Exp       int64  `json:"exp,omitempty"`
 	Iat       int64  `json:"iat,omitempty"`
 	GrantID   string `json:"grant_id,omitempty"`
@@ -73,7 +73,8 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 		Iat: ar.GetRequestedAt().Unix(), TokenUse: string(tu),
 	}
 	if sess != nil {
-		out.Sub, out.GrantID, out.Purpose = sess.Subject, sess.GrantID, sess.Purpose
+		// The client sees its pairwise subject, never the internal id.
+		out.Sub, out.GrantID, out.Purpose = p.subjectFor(out.ClientID, sess.Subject), sess.GrantID, sess.Purpose
 		if sess.JKT != "" {
 			out.Cnf = &confirmation{JKT: sess.JKT}
 		}

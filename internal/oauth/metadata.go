@@ -79,14 +79,37 @@ func (p *Provider) Metadata() Metadata {
 
 // handleMetadata is GET /.well-known/oauth-authorization-server.
 func (p *Provider) handleMetadata(c *gin.Context) {
-	c.Header("Cache-Control", "public, max-age=300")
-	c.JSON(http.StatusOK, p.Metadata())
+	m, ok := p.liveMetadata(c)
+	if !ok {
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=60")
+	c.JSON(http.StatusOK, m)
 }
 
-// handleJWKS is GET /jwks: the public keys of Deps.PublicKeys (audit
-// checkpoints, webhooks). Tokens are opaque (HMAC), so no token key is here.
+// liveMetadata is Metadata with require_pushed_authorization_requests read
+// from the database: false once any registered client is exempt from PAR
+// (SPEC §2, §10), so every node says the same. A database failure answers
+// 503 (ok false): guessing either way would misinform clients.
+func (p *Provider) liveMetadata(c *gin.Context) (Metadata, bool) {
+	m := p.Metadata()
+	exempt, err := p.store.anyPAROptional(c.Request.Context())
+	if err != nil {
+		p.log.ErrorContext(c.Request.Context(), "oauth: metadata", "error", err)
+		c.Header("Retry-After", "5")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "temporarily_unavailable",
+			"error_description": "The server metadata cannot be read right now; retry shortly."})
+		return m, false
+	}
+	m.RequirePushedAuthorizationRequests = !exempt
+	return m, true
+}
+
+// handleJWKS is GET /jwks: the id_token key and the public keys of
+// Deps.PublicKeys (audit checkpoints, webhooks). Access tokens are opaque
+// (HMAC), so no access token key is here.
 func (p *Provider) handleJWKS(c *gin.Context) {
-	keys := []jose.JSONWebKey{}
+	keys := []jose.JSONWebKey{p.idKey().Public}
 	if p.keys != nil {
 		for _, k := range p.keys() {
 			// Only ever a public half, whatever the caller passed.

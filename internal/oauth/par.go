@@ -133,7 +133,7 @@ func (p *Provider) checkPAR(ctx context.Context, ar fosite.AuthorizeRequester, c
 		if !pol.AllowsScope(s) {
 			return nil, fosite.ErrInvalidScope.WithHintf("The scope %q is not allowed for the purpose %q.", s, code)
 		}
-		if s != purpose.ScopeOffline {
+		if slices.Contains(purpose.DataScopes, s) { // not offline_access, openid, profile, email
 			data++
 		}
 	}

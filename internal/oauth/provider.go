@@ -27,8 +27,10 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
 
 	"github.com/consentgate/consentgate/internal/consent"
+	"github.com/consentgate/consentgate/internal/keys"
 	"github.com/consentgate/consentgate/internal/purpose"
 	"github.com/consentgate/consentgate/internal/store"
 )
@@ -71,6 +73,12 @@ type Deps struct {
 	// PublicKeys are the server's signature verification keys (audit
 	// checkpoints, webhooks), served at jwks_uri; nil serves an empty set.
 	PublicKeys func() []jose.JSONWebKey
+	// Subjects are the pairwise subjects clients see for customers
+	// (id_token, userinfo, introspection). Required.
+	Subjects Subjects
+	// IDTokenKey is the key id_tokens are signed with (ES256), published at
+	// jwks_uri; nil derives one from Secret.
+	IDTokenKey func() keys.ES256
 }
 
 // Provider is the authorization server.
@@ -82,6 +90,8 @@ type Provider struct {
 	now      func() time.Time
 	events   EventSink
 	keys     func() []jose.JSONWebKey
+	subjects Subjects
+	idKey    func() keys.ES256
 
 	config   *fosite.Config
 	oauth    *fosite.Fosite
@@ -101,6 +111,8 @@ func New(d Deps) (*Provider, error) {
 		return nil, errors.New("oauth.New: Consents is required")
 	case d.Purposes == nil:
 		return nil, errors.New("oauth.New: Purposes is required")
+	case d.Subjects == nil:
+		return nil, errors.New("oauth.New: Subjects (pairwise subjects) is required")
 	case len(d.Secret) < 32:
 		return nil, fmt.Errorf("oauth.New: the secret must be at least 32 bytes (it is %d)", len(d.Secret))
 	case d.Issuer == "" || strings.HasSuffix(d.Issuer, "/"):
@@ -119,6 +131,11 @@ func New(d Deps) (*Provider, error) {
 		now: func() time.Time { return now().UTC() }, events: d.Events, keys: d.PublicKeys,
 		hasher:   &secretHasher{key: deriveKey(d.Secret, "client-secret-hash")},
 		nonceKey: deriveKey(d.Secret, "dpop-nonce"),
+		subjects: d.Subjects, idKey: d.IDTokenKey,
+	}
+	if p.idKey == nil {
+		k := keys.DeriveES256(d.Secret, idTokenKeyLabel)
+		p.idKey = func() keys.ES256 { return k }
 	}
 	p.jwks = newJWKSCache(p.now)
 	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}, tokenQuery: tokenQuery(d.DB.Dialect)}
@@ -147,10 +164,19 @@ func New(d Deps) (*Provider, error) {
 		// everyone, is what protects the flow (FAPI 2.0 §5.3.2.2), and an
 		// eight-character rule only surprises app developers.
 		MinParameterEntropy: 1,
+		IDTokenLifespan:     idTokenLifespan,
+		IDTokenIssuer:       d.Issuer,
 	}
 	p.strategy = compose.NewOAuth2HMACStrategy(p.config)
-	// Order matters: the PKCE handler must follow the authorize code handler.
-	provider := compose.Compose(p.config, p.store, p.strategy,
+	idSigner := &idTokenSigner{keyFn: p.idKey, lifespan: idTokenLifespan}
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               p.strategy,
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: idSigner, Config: p.config},
+		Signer:                     idSigner,
+	}
+	// Order matters: the PKCE and OpenID Connect handlers must follow the
+	// authorize code handler.
+	provider := compose.Compose(p.config, p.store, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
@@ -158,11 +184,15 @@ func New(d Deps) (*Provider, error) {
 		compose.OAuth2TokenRevocationFactory,
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
 	)
 	f, ok := provider.(*fosite.Fosite)
 	if !ok {
 		return nil, fmt.Errorf("oauth.New: unexpected fosite provider type %T", provider)
 	}
+	// PAR is enforced except on the front channel of an exempt client.
+	f.Config = &parConfig{Config: p.config}
 	p.oauth = f
 	return p, nil
 }
@@ -171,6 +201,7 @@ func New(d Deps) (*Provider, error) {
 // refuse repeated or malformed parameters first (singleParams).
 func (p *Provider) Register(r gin.IRouter) {
 	r.GET("/.well-known/oauth-authorization-server", p.handleMetadata)
+	r.GET("/.well-known/openid-configuration", p.handleOpenIDConfiguration)
 	r.GET("/jwks", p.handleJWKS)
 	r.POST("/oauth2/par", p.singleParams, p.handlePAR)
 	r.GET("/oauth2/authorize", p.handleAuthorize)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
 	fstorage "github.com/ory/fosite/storage"
 	"gorm.io/gorm"
@@ -38,6 +39,8 @@ var (
 	_ oauth2.TokenRevocationStorage = (*fositeStore)(nil)
 	_ pkce.PKCERequestStorage       = (*fositeStore)(nil)
 	_ fstorage.Transactional        = (*fositeStore)(nil)
+
+	_ openid.OpenIDConnectRequestStorage = (*fositeStore)(nil)
 )
 
 // Token kinds in oauth_tokens.

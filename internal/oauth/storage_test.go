@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
 
 	"github.com/consentgate/consentgate/internal/store"
 )
@@ -151,7 +152,7 @@ func testPARExpiry(t *testing.T, p *Provider, clock *testClock) {
 func testCodeInvalidation(t *testing.T, p *Provider, _ *testClock) {
 	ctx := context.Background()
 	authorizedConsent(t, p, "grant-code")
-	req := tokenRequest(t, p, "grant-code", appID, &Session{Subject: custAlice, GrantID: "grant-code"})
+	req := tokenRequest(t, p, "grant-code", appID, &Session{DefaultSession: openid.DefaultSession{Subject: custAlice}, GrantID: "grant-code"})
 	if err := p.store.CreateAuthorizeCodeSession(ctx, "code-sig", req); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func testCodeInvalidation(t *testing.T, p *Provider, _ *testClock) {
 func testRefreshRotation(t *testing.T, p *Provider, _ *testClock) {
 	ctx := context.Background()
 	authorizedConsent(t, p, "grant-rt")
-	req := tokenRequest(t, p, "grant-rt", appID, &Session{Subject: custAlice, GrantID: "grant-rt"})
+	req := tokenRequest(t, p, "grant-rt", appID, &Session{DefaultSession: openid.DefaultSession{Subject: custAlice}, GrantID: "grant-rt"})
 	if err := p.store.CreateRefreshTokenSession(ctx, "rt-1", "at-1", req); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func testRevokeByRequestID(t *testing.T, p *Provider, _ *testClock) {
 	authorizedConsent(t, p, "grant-a")
 	authorizedConsent(t, p, "grant-b")
 	for _, tk := range []struct{ grant, sig string }{{"grant-a", "a1"}, {"grant-a", "a2"}, {"grant-b", "b1"}} {
-		req := tokenRequest(t, p, tk.grant, appID, &Session{Subject: custAlice, GrantID: tk.grant})
+		req := tokenRequest(t, p, tk.grant, appID, &Session{DefaultSession: openid.DefaultSession{Subject: custAlice}, GrantID: tk.grant})
 		if err := p.store.CreateAccessTokenSession(ctx, "at-"+tk.sig, req); err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +245,7 @@ func testConsentBoundTokens(t *testing.T, p *Provider, clock *testClock) {
 	authorizedConsent(t, p, "grant-live")
 	authorizedConsent(t, p, "grant-revoked")
 	for _, g := range []string{"grant-live", "grant-revoked"} {
-		req := tokenRequest(t, p, g, appID, &Session{Subject: custAlice, GrantID: g})
+		req := tokenRequest(t, p, g, appID, &Session{DefaultSession: openid.DefaultSession{Subject: custAlice}, GrantID: g})
 		if err := p.store.CreateAccessTokenSession(ctx, "at-"+g, req); err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +273,7 @@ func testConsentBoundTokens(t *testing.T, p *Provider, clock *testClock) {
 		t.Errorf("refresh token of an expired consent: %v, want not found", err)
 	}
 	// A grant-bound token whose consent row does not exist is dead too.
-	req := tokenRequest(t, p, "grant-missing", appID, &Session{Subject: custAlice, GrantID: "grant-missing"})
+	req := tokenRequest(t, p, "grant-missing", appID, &Session{DefaultSession: openid.DefaultSession{Subject: custAlice}, GrantID: "grant-missing"})
 	if err := p.store.CreateAccessTokenSession(ctx, "at-missing", req); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/ory/fosite"
@@ -60,6 +61,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
+	exactLifetime(ar, sess)
 	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
 		// RFC 6749 §3.3: no scope asked means the client's registered ones.
 		scopes := ar.GetRequestedScopes()
@@ -145,6 +147,20 @@ func bindTokens(sess *Session, c *Client, jkt string) error {
 		sess.JKT = jkt
 	}
 	return nil
+}
+
+// exactLifetime stamps the request with the token's issue time, a whole
+// second, and the access token's expiry exactly accessTokenLifespan later.
+// fosite stamps the expiry from its own reading of the clock, rounded to
+// the second, while iat (the request's time) is truncated: introspection
+// reported exp − iat = 301 s for a 300 s token. Both come from one reading
+// now; the consent's expiry may still cap the token (checkGrantLive).
+func exactLifetime(ar fosite.AccessRequester, sess *Session) {
+	issued := time.Now().UTC().Truncate(time.Second) // fosite's clock: the wall clock
+	if r, ok := ar.(*fosite.AccessRequest); ok {
+		r.RequestedAt = issued
+	}
+	sess.SetExpiresAt(fosite.AccessToken, issued.Add(accessTokenLifespan))
 }
 
 // checkGrantLive refuses codes and refresh tokens whose consent is no

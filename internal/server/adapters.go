@@ -31,7 +31,7 @@ func (a webAuthorizer) PendingAuthorization(ctx context.Context, challenge strin
 
 func (a webAuthorizer) FinishAuthorization(ctx context.Context, w http.ResponseWriter, r *http.Request, challenge string, d web.Decision) error {
 	return webErr(a.p.FinishAuthorization(ctx, w, r, challenge,
-		oauth.Decision{Approve: d.Approve, CustomerID: d.CustomerID, AccountIDs: d.AccountIDs}))
+		oauth.Decision{Approve: d.Approve, CustomerID: d.CustomerID, AccountIDs: d.AccountIDs, AuthTime: d.AuthTime}))
 }
 
 func webErr(err error) error {

@@ -27,6 +27,7 @@ import (
 	"github.com/consentgate/consentgate/internal/httpapi"
 	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/ingest"
+	"github.com/consentgate/consentgate/internal/keys"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/purpose"
 	"github.com/consentgate/consentgate/internal/store"
@@ -118,9 +119,16 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	if s.webhooks, err = newWebhooks(s.db, secret, s.cfg.Issuer, s.log, s.now); err != nil {
 		return err
 	}
+	// One pairwise salt per deployment, loaded once: every subject a
+	// client sees (id_token, userinfo, introspection) comes from it.
+	pairwise, err := identity.LoadPairwise(ctx, s.db)
+	if err != nil {
+		return err
+	}
 	provider, err := oauth.New(oauth.Deps{
 		DB: s.db, Consents: s.consents, Purposes: purposes, Issuer: s.cfg.Issuer, Secret: secret,
 		Logger: s.log, Now: s.now, Events: s.audit, PublicKeys: s.publicKeys,
+		Subjects: pairwise, IDTokenKey: idTokenKey(secret),
 	})
 	if err != nil {
 		return err
@@ -140,7 +148,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 			return fmt.Errorf("demo fixtures: %w", err)
 		}
 		if created {
-			s.log.Info("demo fixtures seeded: customers alice and bob, clients demo-pfm, demo-auditor, demo-provider")
+			s.log.Info("demo fixtures seeded: customers alice and bob, clients demo-pfm, demo-aggregator, demo-auditor, demo-provider")
 		} else {
 			s.log.Info("demo fixtures already present")
 		}
@@ -250,6 +258,15 @@ func (s *Server) AuditCheckpoint(ctx context.Context) (*audit.Checkpoint, error)
 
 // AuditKeys verify the node's audit checkpoints (the audit key of the JWKS).
 func (s *Server) AuditKeys() *jose.JSONWebKeySet { return s.audit.signer.KeySet() }
+
+// idTokenKey is the key OpenID Connect id_tokens are signed with (ES256),
+// derived from the server secret like the audit and webhook keys; the
+// authorization server publishes it at jwks_uri beside publicKeys. It is
+// the one place to change when keys move to a key ring.
+func idTokenKey(secret []byte) func() keys.ES256 {
+	k := keys.DeriveES256(secret, "consentgate/oidc/id-token")
+	return func() keys.ES256 { return k }
+}
 
 // publicKeys are the keys served at jwks_uri: every key this node signs with.
 func (s *Server) publicKeys() []jose.JSONWebKey {

@@ -89,8 +89,12 @@ func openTools(ctx context.Context, db *store.DB, opts ToolsOptions, log *slog.L
 		issuer = config.DefaultIssuer
 	}
 	now := func() time.Time { return time.Now().UTC() }
+	pairwise, err := identity.LoadPairwise(ctx, db)
+	if err != nil {
+		return nil, err
+	}
 	p, err := oauth.New(oauth.Deps{DB: db, Consents: consent.NewSQLStore(db), Purposes: purposes, Issuer: issuer,
-		Secret: secret, Logger: log, Now: now})
+		Secret: secret, Logger: log, Now: now, Subjects: pairwise, IDTokenKey: idTokenKey(secret)})
 	if err != nil {
 		return nil, err
 	}

@@ -200,7 +200,7 @@ func (h *Handler) consent(c *gin.Context) {
 			ids = append(ids, a.ID)
 		}
 	}
-	h.finish(c, challenge, Decision{Approve: true, CustomerID: sess.CustomerID, AccountIDs: ids})
+	h.finish(c, challenge, Decision{Approve: true, CustomerID: sess.CustomerID, AccountIDs: ids, AuthTime: sess.CreatedAt})
 }
 
 // reshowConsent answers 400 with the form, the customer's choices kept and

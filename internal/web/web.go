@@ -43,6 +43,9 @@ type Decision struct {
 	Approve    bool
 	CustomerID string
 	AccountIDs []string // only with Approve; always the customer's own
+	// AuthTime is when the customer logged in on this browser session
+	// (OpenID Connect auth_time).
+	AuthTime time.Time
 }
 
 // Authorizer is the part of the authorization server the consent screen
