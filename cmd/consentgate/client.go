@@ -44,6 +44,10 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	jwksURI := fs.String("jwks-uri", "", "https URL of the client's JWKS (private_key_jwt), instead of --jwks-file")
 	institution := fs.String("institution", "", "institution a provider:write client feeds (data providers)")
 	dpop := fs.Bool("dpop", false, "require DPoP sender-constrained tokens")
+	parOptional := fs.Bool("par-optional", false,
+		"exempt the client from PAR (require_pushed_authorization_requests: false): it may send front-channel authorization requests")
+	defaultPurpose := fs.String("default-purpose", "", "purpose of an authorization request that names none (one of --purpose)")
+	aggregator := fs.Bool("aggregator", false, "the client is an aggregator that passes the data on to other apps (said on the consent screen)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -51,7 +55,8 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return errors.New("--name is required")
 	}
 	spec := oauth.ClientSpec{ID: *id, Name: *name, RedirectURIs: redirects, Scopes: scopes, Purposes: purposes,
-		GrantTypes: grants, AuthMethod: *authMethod, DPoP: *dpop, JWKSURI: *jwksURI}
+		GrantTypes: grants, AuthMethod: *authMethod, DPoP: *dpop, JWKSURI: *jwksURI,
+		PAROptional: *parOptional, DefaultPurpose: *defaultPurpose, Aggregator: *aggregator}
 	if len(spec.GrantTypes) == 0 {
 		spec.GrantTypes = []string{"authorization_code"}
 	}

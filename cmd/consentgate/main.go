@@ -21,6 +21,7 @@ Usage:
   consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]…
                             [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop]
                             [--id ID] [--institution ID (provider:write clients)]
+                            [--par-optional] [--default-purpose P] [--aggregator]
   consentgate demo seed [--db URL] [--customers N] [--transactions-per-account N] [--seed S]
   consentgate import [--db URL] --format jsonl|csv --institution ID FILE|-
   consentgate audit verify [--db URL] [--json]

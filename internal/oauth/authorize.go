@@ -24,6 +24,8 @@ type Pending struct {
 	Scopes                                            []string
 	HistoryDays                                       int           // how far back transactions may be read
 	Duration                                          time.Duration // how long the consent lasts once approved
+	// Aggregator: the client is registered as an aggregator (SPEC §10).
+	Aggregator bool
 }
 
 // Decision is the customer's answer on the consent screen.
@@ -135,7 +137,7 @@ func (p *Provider) PendingAuthorization(ctx context.Context, challenge string) (
 		Duration: time.Duration(secs) * time.Second,
 	}
 	if c, ok := ar.GetClient().(*Client); ok {
-		pd.ClientName = c.Name
+		pd.ClientName, pd.Aggregator = c.Name, c.Aggregator
 	}
 	return pd, nil
 }

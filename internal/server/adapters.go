@@ -8,6 +8,7 @@ import (
 	"github.com/consentgate/consentgate/internal/apperr"
 	"github.com/consentgate/consentgate/internal/demo"
 	"github.com/consentgate/consentgate/internal/httpapi"
+	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/web"
 )
@@ -26,7 +27,7 @@ func (a webAuthorizer) PendingAuthorization(ctx context.Context, challenge strin
 		return nil, webErr(err)
 	}
 	return &web.Pending{Challenge: p.Challenge, GrantID: p.GrantID, ClientID: p.ClientID, ClientName: p.ClientName,
-		Purpose: p.Purpose, Scopes: p.Scopes, HistoryDays: p.HistoryDays, Duration: p.Duration}, nil
+		Purpose: p.Purpose, Scopes: p.Scopes, HistoryDays: p.HistoryDays, Duration: p.Duration, Aggregator: p.Aggregator}, nil
 }
 
 func (a webAuthorizer) FinishAuthorization(ctx context.Context, w http.ResponseWriter, r *http.Request, challenge string, d web.Decision) error {
@@ -67,4 +68,21 @@ func (c demoClients) ClientExists(ctx context.Context, id string) (bool, error) 
 
 func (c demoClients) CreateClient(ctx context.Context, s demo.ClientSpec) (string, string, error) {
 	return c.p.CreateClient(ctx, oauth.ClientSpec(s))
+}
+
+// customerClaims gives the userinfo endpoint the customer's OpenID Connect
+// claims from what the customers table holds today: the display name as
+// name, and no email. The FDX customer profile (full name, email) replaces
+// it once merged: only this adapter changes.
+type customerClaims struct{ id *identity.Service }
+
+func (c customerClaims) CustomerClaims(ctx context.Context, customerID string) (httpapi.CustomerClaims, error) {
+	cust, err := c.id.Customer(ctx, customerID)
+	if errors.Is(err, identity.ErrNotFound) {
+		return httpapi.CustomerClaims{}, nil
+	}
+	if err != nil {
+		return httpapi.CustomerClaims{}, err
+	}
+	return httpapi.CustomerClaims{Name: cust.DisplayName}, nil
 }

@@ -185,6 +185,10 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		Usage:  consent.NewSQLStore(s.db),
 		Logger: s.log, Now: s.now,
 	})
+	httpapi.RegisterUserinfo(r, httpapi.UserinfoDeps{
+		Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Claims: customerClaims{ident}, Subjects: pairwise,
+		Logger: s.log, Now: s.now,
+	})
 	httpapi.RegisterProvider(r, httpapi.ProviderDeps{
 		Ingest: s.ingest, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Logger: s.log,
 	})

@@ -20,6 +20,11 @@ var scopeWords = []struct{ scope, words string }{
 	{purpose.ScopeAccounts, "Your account names and numbers (last 4 digits only)"},
 	{purpose.ScopeBalances, "Your balances"},
 	{purpose.ScopeTransactions, "Your card transactions"},
+	{purpose.ScopeIdentity, "Your name, email and address, and your phone number, as the bank holds them"},
+	{purpose.ScopeAccountNumbers, "The numbers needed to send money to this account (routing number and account number)"},
+	{purpose.ScopeOpenID, "Your sign-in identity: a private code that tells this app it is you, different for every app"},
+	{purpose.ScopeProfile, "Your name"},
+	{purpose.ScopeEmail, "Your email address"},
 	{purpose.ScopeOffline, "Keep access while you are not using the app"},
 }
 
@@ -47,6 +52,7 @@ type consentView struct {
 	Until              string
 	Accounts           []accountOption
 	AccountsError      string
+	Aggregator         bool // the app passes the data on to other apps
 }
 
 type accountOption struct {
@@ -59,6 +65,7 @@ func (h *Handler) consentView(p *Pending, accts []accounts.Account, checked map[
 		view:       view{Title: "Allow " + p.ClientName + " to see your data?", SignedInAs: name, CSRF: sess.CSRFToken},
 		Challenge:  p.Challenge,
 		ClientName: p.ClientName,
+		Aggregator: p.Aggregator,
 	}
 	if pol, ok := h.d.Purposes.Lookup(p.Purpose); ok {
 		v.PurposeLabel, v.PurposeDescription = pol.Label, pol.Description

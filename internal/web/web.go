@@ -36,6 +36,8 @@ type Pending struct {
 	Scopes                                            []string
 	HistoryDays                                       int           // how far back transactions may be read
 	Duration                                          time.Duration // how long the consent lasts once approved
+	// Aggregator: the app passes the data on to other apps it works with.
+	Aggregator bool
 }
 
 // Decision is the customer's answer on the consent screen.
