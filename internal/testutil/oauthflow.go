@@ -35,6 +35,7 @@ type Tokens struct {
 	ExpiresIn    int    `json:"expires_in"`
 	Scope        string `json:"scope"`
 	GrantID      string `json:"grant_id"`
+	IDToken      string `json:"id_token"` // with scope openid
 }
 
 // PARForm is the pushed authorization request of fr with a PKCE challenge.
@@ -75,7 +76,15 @@ func (s *Server) Push(t testing.TB, fr FlowRequest) (requestURI, verifier string
 // consent screen and returns the final redirect to the app.
 func (s *Server) Consent(t testing.TB, b *Browser, fr FlowRequest, requestURI string) *url.URL {
 	t.Helper()
-	r := b.Get(t, "/oauth2/authorize?"+url.Values{"client_id": {fr.ClientID}, "request_uri": {requestURI}}.Encode())
+	return s.ConsentAt(t, b, fr, "/oauth2/authorize?"+url.Values{"client_id": {fr.ClientID}, "request_uri": {requestURI}}.Encode())
+}
+
+// ConsentAt is Consent from any authorization URL (a front-channel request
+// of a PAR-exempt client, SPEC §10): it follows the browser through login
+// and the consent screen and returns the final redirect to the app.
+func (s *Server) ConsentAt(t testing.TB, b *Browser, fr FlowRequest, authorizeURL string) *url.URL {
+	t.Helper()
+	r := b.Get(t, authorizeURL)
 	for hops := 0; ; hops++ {
 		if hops > 10 {
 			t.Fatal("too many redirects")
