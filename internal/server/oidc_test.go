@@ -386,3 +386,99 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// TestAggregatorFrontChannelRefusals pins what a front-channel request
+// (SPEC §10) still must satisfy, on both databases. Refusals after the
+// redirect_uri is verified go back to the app as error redirects with state
+// and iss (RFC 6749 §4.1.2.1, RFC 9207); a redirect_uri that is not
+// registered, and a client that is not exempt from PAR, are answered here
+// and nothing is sent anywhere.
+func TestAggregatorFrontChannelRefusals(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *testutil.Server) {
+		_, challenge := testutil.PKCE()
+		base := func() url.Values {
+			return url.Values{"response_type": {"code"}, "client_id": {aggregatorID}, "redirect_uri": {aggregatorRedirect},
+				"scope": {strings.Join(aggregatorScopes, " ")}, "state": {"st-refusal"}, "nonce": {"n-refusal"},
+				"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		}
+		cases := []struct {
+			name   string
+			change func(q url.Values)
+			// error is the error code of the redirect back to the app; ""
+			// means no redirect: a 400 answered here.
+			error, descHas string
+		}{
+			{"PKCE missing (RFC 7636, FAPI 2.0)", func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") },
+				"invalid_request", "code_challenge"},
+			{"PKCE plain refused", func(q url.Values) { q.Set("code_challenge_method", "plain"); q.Set("code_challenge", strings.Repeat("a", 43)) },
+				"invalid_request", "S256"},
+			{"prohibited purpose (SPEC §4)", func(q url.Values) { q.Set("purpose", "advertising") }, "invalid_request", "prohibited"},
+			{"purpose the client is not registered for", func(q url.Values) { q.Set("purpose", "credit_underwriting") },
+				"invalid_request", "not registered"},
+			{"scope the purpose does not allow", func(q url.Values) {
+				q.Set("purpose", "account_verification")
+				q.Set("scope", "openid accounts:read transactions:read")
+			}, "invalid_scope", "transactions:read"},
+			{"no data scope", func(q url.Values) { q.Set("scope", "openid profile") }, "invalid_scope", "data scope"},
+			{"response_type token", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type", ""},
+			{"redirect_uri on another loopback port (RFC 8252 leniency refused)", func(q url.Values) {
+				q.Set("redirect_uri", "http://127.0.0.1:9999/callback")
+			}, "", "redirect_uri"},
+			{"redirect_uri not registered", func(q url.Values) { q.Set("redirect_uri", "https://attacker.example/cb") }, "", "redirect_uri"},
+			{"redirect_uri missing", func(q url.Values) { q.Del("redirect_uri") }, "", "redirect_uri"},
+			{"client not exempt from PAR", func(q url.Values) {
+				q.Set("client_id", testutil.DemoClientID)
+				q.Set("redirect_uri", testutil.DemoRedirectURI)
+				q.Set("scope", "accounts:read")
+				q.Set("purpose", "personal_finance_management")
+			}, "", "Pushed Authorization Requests"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				q := base()
+				tc.change(q)
+				r := s.NewBrowser().Get(t, "/oauth2/authorize?"+q.Encode())
+				if tc.error == "" {
+					if r.StatusCode != http.StatusBadRequest || r.Header.Get("Location") != "" || !strings.Contains(string(r.Body), tc.descHas) {
+						t.Fatalf("want 400 with no redirect mentioning %q; got %d Location=%q %s", tc.descHas, r.StatusCode, r.Header.Get("Location"), r.Body)
+					}
+					return
+				}
+				loc, err := r.Location()
+				if r.StatusCode != http.StatusSeeOther || err != nil {
+					t.Fatalf("want an error redirect; got %d %s", r.StatusCode, r.Body)
+				}
+				got := loc.Query()
+				if !strings.HasPrefix(loc.String(), q.Get("redirect_uri")+"?") || got.Get("error") != tc.error ||
+					got.Get("state") != "st-refusal" || got.Get("iss") != s.URL || !strings.Contains(got.Get("error_description"), tc.descHas) {
+					t.Fatalf("redirect %s; want error %s mentioning %q", loc, tc.error, tc.descHas)
+				}
+			})
+		}
+
+		// The prohibited purpose was audited as purpose.blocked.
+		var page struct {
+			Data []auditEvent `json:"data"`
+		}
+		s.Get(t, "/v1/audit/events?"+url.Values{"type": {"purpose.blocked"}, "client_id": {aggregatorID}}.Encode(),
+			auditorToken(t, s)).JSON(t, &page)
+		if len(page.Data) != 1 || page.Data[0].Purpose != "advertising" || page.Data[0].Outcome != "denied" ||
+			page.Data[0].Reason != "purpose_prohibited" {
+			t.Errorf("purpose.blocked events of the aggregator: %+v", page.Data)
+		}
+
+		// The default purpose stands in for a missing one, and an explicit
+		// one the client is registered for is honoured.
+		for _, p := range []string{"", "account_verification"} {
+			q := base()
+			q.Set("scope", "openid accounts:read")
+			if p != "" {
+				q.Set("purpose", p)
+			}
+			r := s.NewBrowser().Get(t, "/oauth2/authorize?"+q.Encode())
+			if loc, _ := r.Location(); r.StatusCode != http.StatusSeeOther || loc == nil || !strings.HasPrefix(loc.Path, "/consent") {
+				t.Fatalf("purpose %q: %d %v %s", p, r.StatusCode, loc, r.Body)
+			}
+		}
+	})
+}
