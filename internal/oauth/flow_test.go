@@ -508,3 +508,39 @@ func TestAuthenticateAccessHeader(t *testing.T) {
 		t.Error("token of an expired consent accepted")
 	}
 }
+
+// TestMetadataPARExemption: require_pushed_authorization_requests turns
+// false once a client exempt from PAR is registered (RFC 9126 §6, SPEC §2),
+// read from the database so every node says the same, in both documents.
+func TestMetadataPARExemption(t *testing.T) {
+	e := newEnv(t)
+	required := func(path string) any {
+		var m map[string]any
+		rec := e.get(path)
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); rec.Code != http.StatusOK || err != nil {
+			t.Fatalf("%s: %d %v", path, rec.Code, err)
+		}
+		return m["require_pushed_authorization_requests"]
+	}
+	if required("/.well-known/oauth-authorization-server") != true || required("/.well-known/openid-configuration") != true {
+		t.Fatal("PAR not required with no exempt client")
+	}
+	if _, _, err := e.p.CreateClient(context.Background(), ClientSpec{ID: "front", Name: "Front", RedirectURIs: []string{appRedirect},
+		Scopes: []string{"openid", "accounts:read"}, Purposes: []string{"personal_finance_management"},
+		PAROptional: true, DefaultPurpose: "personal_finance_management"}); err != nil {
+		t.Fatal(err)
+	}
+	if required("/.well-known/oauth-authorization-server") != false || required("/.well-known/openid-configuration") != false {
+		t.Fatal("PAR still claimed required with an exempt client registered")
+	}
+	// Registration rules for the new metadata.
+	for _, bad := range []ClientSpec{
+		{Name: "x", RedirectURIs: []string{appRedirect}, Scopes: []string{"accounts:read"}, Purposes: []string{"personal_finance_management"},
+			DefaultPurpose: "credit_underwriting"},
+		{Name: "x", GrantTypes: []string{GrantClientCredentials}, Scopes: []string{ScopeAuditRead}, PAROptional: true},
+	} {
+		if _, _, err := e.p.CreateClient(context.Background(), bad); err == nil {
+			t.Errorf("registered %+v", bad)
+		}
+	}
+}

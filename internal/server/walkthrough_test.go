@@ -61,7 +61,9 @@ func TestWalkthrough(t *testing.T) {
 			t.Fatalf("metadata: %d", r.StatusCode)
 		}
 		r.JSON(t, &meta)
-		if meta["issuer"] != s.URL || meta["require_pushed_authorization_requests"] != true ||
+		// The demo registers demo-aggregator, exempt from PAR (SPEC §9), so
+		// the server no longer claims PAR is required of everyone.
+		if meta["issuer"] != s.URL || meta["require_pushed_authorization_requests"] != false ||
 			meta["authorization_response_iss_parameter_supported"] != true {
 			t.Fatalf("metadata: %v", meta)
 		}
