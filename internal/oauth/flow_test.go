@@ -68,6 +68,11 @@ func TestFullFlow(t *testing.T) {
 	if in["scope"] != f.scope || in["exp"] == nil || in["iat"] == nil {
 		t.Errorf("introspection = %v", in)
 	}
+	// exp − iat is the 300 s lifetime exactly: fosite rounds its expiry
+	// up and iat was truncated, which reported 301 s (issue 15).
+	if exp, iat := in["exp"].(float64), in["iat"].(float64); exp-iat != 300 {
+		t.Errorf("introspection exp - iat = %v, want 300", exp-iat)
+	}
 	if got := e.introspect(otherID, otherSecret, tk.AccessToken); got["active"] != false || len(got) != 1 {
 		t.Errorf("another client introspecting: %v, want only active=false", got)
 	}
