@@ -410,7 +410,10 @@ func TestAggregatorFrontChannelRefusals(t *testing.T) {
 		}{
 			{"PKCE missing (RFC 7636, FAPI 2.0)", func(q url.Values) { q.Del("code_challenge"); q.Del("code_challenge_method") },
 				"invalid_request", "code_challenge"},
-			{"PKCE plain refused", func(q url.Values) { q.Set("code_challenge_method", "plain"); q.Set("code_challenge", strings.Repeat("a", 43)) },
+			{"PKCE plain refused", func(q url.Values) {
+				q.Set("code_challenge_method", "plain")
+				q.Set("code_challenge", strings.Repeat("a", 43))
+			},
 				"invalid_request", "S256"},
 			{"prohibited purpose (SPEC §4)", func(q url.Values) { q.Set("purpose", "advertising") }, "invalid_request", "prohibited"},
 			{"purpose the client is not registered for", func(q url.Values) { q.Set("purpose", "credit_underwriting") },

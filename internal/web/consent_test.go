@@ -215,3 +215,32 @@ func TestConsentBadDecision(t *testing.T) {
 		t.Fatal("authorizer called for an unknown decision")
 	}
 }
+
+// TestConsentScreenAggregator: the identity, account number and OpenID
+// Connect scopes in plain words, and who is asking when the app is an
+// aggregator (issue 15); an app that is not one gets no such note.
+func TestConsentScreenAggregator(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("alice", "alice-password-1", "")
+	resp, body := b.get("/consent?challenge=ch-aggregator")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("consent: %d\n%s", resp.StatusCode, body)
+	}
+	for _, want := range []string{
+		`id="aggregator-note"`, "Linker is a data aggregator",
+		"Your name, email and address, and your phone number",
+		"The numbers needed to send money to this account",
+		"Your sign-in identity", "Your name</li>", "Your email address",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("consent page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "Other access:") {
+		t.Error("a scope of the aggregator has no plain words")
+	}
+	if _, body := b.get("/consent?challenge=ch-pfm"); strings.Contains(body, "aggregator") {
+		t.Error("an app that is not an aggregator is called one")
+	}
+}

@@ -255,3 +255,12 @@ func TestDashboardPageStructure(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryWordsUserinfo: a userinfo read (OpenID Connect) is said in
+// words on the consent's history, not as "Other data".
+func TestHistoryWordsUserinfo(t *testing.T) {
+	v := describeEvent(AccessEvent{OccurredAt: testNow, Type: "data.access", Outcome: "allowed", Path: "/userinfo", Status: 200}, nil)
+	if !strings.Contains(v.What, "sign-in identity") || v.Result != "Allowed" {
+		t.Errorf("userinfo read described as %+v", v)
+	}
+}

@@ -125,6 +125,9 @@ func newEnv(t *testing.T) *env {
 			HistoryDays: 90, Duration: 365 * 24 * time.Hour},
 		"ch-verify": {Challenge: "ch-verify", GrantID: "g2", ClientID: "demo-pfm", ClientName: "Pocket Budget",
 			Purpose: "account_verification", Scopes: []string{"accounts:read", "balances:read"}, Duration: 30 * 24 * time.Hour},
+		"ch-aggregator": {Challenge: "ch-aggregator", GrantID: "g3", ClientID: "demo-aggregator", ClientName: "Linker",
+			Purpose: "account_verification", Scopes: []string{"openid", "profile", "email", "accounts:read", "identity:read", "account_numbers:read"},
+			Duration: 30 * 24 * time.Hour, Aggregator: true},
 	}, decisions: map[string]Decision{}}
 	grants := consent.NewSQLStore(db)
 	apps := &fakeApps{grants: grants, names: map[string]string{"demo-pfm": "Pocket Budget", "other-app": "Other App"}}

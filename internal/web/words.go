@@ -224,6 +224,9 @@ func describeEvent(ev AccessEvent, accts []accounts.Account) eventView {
 // readWords describes a data read from its path: which data of which
 // account.
 func readWords(ev AccessEvent, accts []accounts.Account) string {
+	if ev.Path == "/userinfo" {
+		return "Read your sign-in identity (your name and email, if you allowed them)"
+	}
 	parts := strings.Split(strings.Trim(ev.Path, "/"), "/")
 	if len(parts) < 2 || parts[0] != "v1" || parts[1] != "accounts" {
 		return "Other data"
