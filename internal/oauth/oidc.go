@@ -3,6 +3,8 @@ package oauth
 import (
 	"context"
 	"math/rand/v2"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -143,4 +145,24 @@ func (s *fositeStore) GetOpenIDConnectSession(ctx context.Context, authorizeCode
 func (s *fositeStore) DeleteOpenIDConnectSession(ctx context.Context, authorizeCode string) error {
 	err := s.conn(ctx).Exec(`DELETE FROM oauth_oidc_sessions WHERE signature_hash = ?`, hashKey(authorizeCode)).Error
 	return dbErr("delete oidc session", err)
+}
+
+// checkOIDCRequest refuses the OpenID Connect request parameters this
+// server cannot honour, before the customer is asked anything: it always
+// shows the consent screen and never forces a new login, so prompt other
+// than consent, max_age and id_token_hint would otherwise surface as a
+// server error when the code is redeemed.
+func checkOIDCRequest(form url.Values) error {
+	for _, v := range strings.Fields(form.Get("prompt")) {
+		if v != "consent" {
+			return fosite.ErrInvalidRequest.WithHintf("prompt=%s is not supported: the customer always sees the consent screen and is not asked to log in again.", v)
+		}
+	}
+	if form.Has("max_age") {
+		return fosite.ErrInvalidRequest.WithHint("max_age is not supported; use auth_time in the id_token to judge how recent the login was.")
+	}
+	if form.Has("id_token_hint") {
+		return fosite.ErrInvalidRequest.WithHint("id_token_hint is not supported.")
+	}
+	return nil
 }

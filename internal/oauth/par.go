@@ -100,6 +100,9 @@ func (p *Provider) checkPAR(ctx context.Context, ar fosite.AuthorizeRequester, c
 	if form.Get("request") != "" {
 		return nil, fosite.ErrInvalidRequest.WithHint("'request' objects are not supported; push the authorization parameters themselves.")
 	}
+	if err := checkOIDCRequest(form); err != nil {
+		return nil, err
+	}
 	if !ar.GetResponseTypes().ExactOne("code") {
 		return nil, fosite.ErrUnsupportedResponseType.WithHint("Only response_type=code is supported.")
 	}

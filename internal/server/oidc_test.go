@@ -424,6 +424,8 @@ func TestAggregatorFrontChannelRefusals(t *testing.T) {
 			}, "invalid_scope", "transactions:read"},
 			{"no data scope", func(q url.Values) { q.Set("scope", "openid profile") }, "invalid_scope", "data scope"},
 			{"response_type token", func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type", ""},
+			{"prompt=none (the consent screen is always shown)", func(q url.Values) { q.Set("prompt", "none") }, "invalid_request", "prompt=none"},
+			{"max_age", func(q url.Values) { q.Set("max_age", "60") }, "invalid_request", "max_age"},
 			{"redirect_uri on another loopback port (RFC 8252 leniency refused)", func(q url.Values) {
 				q.Set("redirect_uri", "http://127.0.0.1:9999/callback")
 			}, "", "redirect_uri"},
