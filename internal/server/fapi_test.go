@@ -231,8 +231,11 @@ func TestFAPIProfile(t *testing.T) {
 			if got, _ := m["token_endpoint_auth_methods_supported"].([]any); !slices.Equal(got, []any{"private_key_jwt", "client_secret_basic"}) {
 				t.Errorf("token_endpoint_auth_methods_supported = %v", got)
 			}
+			// PAR is required of every client but the demo's PAR-exempt
+			// demo-aggregator (SPEC §10), so the metadata cannot claim it is
+			// required of all (TestMetadataPARExemption pins the flip).
 			if m["request_parameter_supported"] != false || m["tls_client_certificate_bound_access_tokens"] != false ||
-				m["authorization_response_iss_parameter_supported"] != true || m["require_pushed_authorization_requests"] != true {
+				m["authorization_response_iss_parameter_supported"] != true || m["require_pushed_authorization_requests"] != false {
 				t.Errorf("metadata %v", m)
 			}
 		})
