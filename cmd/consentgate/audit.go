@@ -53,6 +53,11 @@ func auditVerify(ctx context.Context, args []string, stdout io.Writer, log *slog
 		return err
 	}
 	defer tools.Close()
+	// Events committed but not yet integrated (a node stopped meanwhile)
+	// become part of the log first, so the verdict covers them.
+	if _, err := audit.Integrate(ctx, tools.DB); err != nil {
+		return err
+	}
 	rep, err := audit.Verify(ctx, tools.DB, tools.AuditSigner.KeySet())
 	if err != nil {
 		return err

@@ -53,10 +53,10 @@ type chainHead struct {
 	Hash string
 }
 
-// lockHead reads the chain head inside tx and holds it until tx ends, so
-// that appenders on every node take turns. SQLite needs no row lock: store
-// opens it with _txlock=immediate, so the write transaction is already
-// exclusive from BEGIN.
+// lockHead reads the chain head inside tx and holds it until tx ends. Only
+// integrators take it, and they already take turns on an advisory lock; the
+// row lock is the second fence. SQLite needs no row lock: store opens it
+// with _txlock=immediate, so the write transaction is exclusive from BEGIN.
 func lockHead(tx *gorm.DB, d store.Dialect) (chainHead, error) {
 	q := `SELECT seq, hash FROM audit_head WHERE id = 1`
 	if d == store.Postgres {
@@ -78,13 +78,26 @@ func readHead(ctx context.Context, db *store.DB) (chainHead, error) {
 	return h, nil
 }
 
-// appendBatch chains evs after the locked head, inserts them and moves the
-// head, all inside tx: the batch commits whole or not at all. It fills in
-// Seq, PrevHash and Hash of each element.
+// appendBatch chains evs after the locked head, inserts them, grows the
+// Merkle tree by their leaves and moves the head, all inside tx: the batch
+// commits whole or not at all. It fills in Seq, PrevHash and Hash of each
+// element. Only the integrator calls it (one at a time: see integrate).
 func appendBatch(tx *gorm.DB, d store.Dialect, evs []Event) error {
 	head, err := lockHead(tx, d)
 	if err != nil {
 		return err
+	}
+	size, err := storedTreeSize(tx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case int64(size) > head.Seq:
+		return fmt.Errorf("audit tree has %d leaves but the chain head is at seq %d", size, head.Seq)
+	case int64(size) < head.Seq:
+		if err := backfillTree(tx, d, size, head.Seq); err != nil {
+			return err
+		}
 	}
 	var h hasher
 	prev := head.Hash
@@ -101,6 +114,9 @@ func appendBatch(tx *gorm.DB, d store.Dialect, evs []Event) error {
 		if err := insertEvents(tx, evs[start:min(start+step, len(evs))]); err != nil {
 			return err
 		}
+	}
+	if err := growTree(tx, d, uint64(head.Seq), evs); err != nil {
+		return err
 	}
 	last := evs[len(evs)-1]
 	res := tx.Exec(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, last.Seq, last.Hash)

@@ -242,9 +242,9 @@ func (s *Server) DB() *store.DB { return s.db }
 // Provider is the node's authorization server.
 func (s *Server) Provider() *oauth.Provider { return s.provider }
 
-// AuditCheckpoint signs the audit chain's head now (the background
-// checkpointer does it every AuditCheckpointInterval).
-func (s *Server) AuditCheckpoint(ctx context.Context) (*audit.Checkpoint, error) {
+// AuditCheckpoint integrates the pending audit events and signs a tree head
+// now (the background checkpointer does it every AuditCheckpointInterval).
+func (s *Server) AuditCheckpoint(ctx context.Context) (*audit.TreeHead, error) {
 	return s.audit.cp.Checkpoint(ctx)
 }
 
