@@ -2,7 +2,12 @@ package audit
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/transparency-dev/merkle/proof"
 )
 
 // sync integrates the events committed so far, so that what a reader
@@ -60,4 +65,37 @@ func (r *Reader) LatestTreeHead(ctx context.Context) (*TreeHead, error) {
 		return nil, fmt.Errorf("audit.LatestTreeHead: %w", err)
 	}
 	return th, nil
+}
+
+// CheckInclusion checks p against the signed head th: th's signature by a
+// key of keys, that p is for th's tree size and root, that its leaf hash
+// is that of its event, and that its path leads from the leaf to the root.
+func CheckInclusion(p *InclusionProof, th TreeHead, keys *jose.JSONWebKeySet) error {
+	if err := VerifyTreeHead(th, "", keys); err != nil {
+		return err
+	}
+	if p.TreeSize != th.TreeSize || p.RootHash != th.RootHash {
+		return fmt.Errorf("the proof is for tree %d with root %s, the signed head for tree %d with root %s",
+			p.TreeSize, p.RootHash, th.TreeSize, th.RootHash)
+	}
+	leaf := LeafHash(p.Event)
+	if b64(leaf) != p.LeafHash {
+		return errors.New("the leaf hash is not the hash of the event")
+	}
+	path := make([][]byte, len(p.Path))
+	for i, s := range p.Path {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return fmt.Errorf("path element %d is not base64", i)
+		}
+		path[i] = b
+	}
+	root, err := base64.StdEncoding.DecodeString(th.RootHash)
+	if err != nil {
+		return errors.New("the signed root is not base64")
+	}
+	if err := proof.VerifyInclusion(treeHasher, uint64(p.Seq-1), uint64(p.TreeSize), leaf, path, root); err != nil {
+		return fmt.Errorf("the path does not lead from the entry to the signed root: %w", err)
+	}
+	return nil
 }

@@ -150,6 +150,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	pages, err := web.New(web.Deps{
 		Identity: ident, Authorizer: webAuthorizer{provider}, Accounts: accountStore, Purposes: purposes,
 		Grants: s.consents, Apps: dashboardApps{provider, s.webhooks}, History: dashboardHistory{s.audit.reader},
+		Proofs: dashboardProofs{r: s.audit.reader, cp: s.audit.cp, keys: s.audit.signer.KeySet()},
 		Secure: issuer.Scheme == "https", Logger: s.log, Now: s.now,
 	})
 	if err != nil {
