@@ -27,7 +27,9 @@ func (r *Reader) TreeHeads(ctx context.Context, limit int, before int64) ([]Tree
 	if limit == 0 {
 		limit = DefaultLimit
 	}
-	if limit < 1 || limit > MaxTreeHeads {
+	// One more than a page is allowed: callers ask for it to tell whether
+	// another page follows.
+	if limit < 1 || limit > MaxTreeHeads+1 {
 		return nil, badSize(fmt.Sprintf("limit must be between 1 and %d.", MaxTreeHeads))
 	}
 	heads, err := listTreeHeads(ctx, r.db, before, limit, true)
