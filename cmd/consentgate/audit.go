@@ -19,7 +19,7 @@ import (
 	"github.com/consentgate/consentgate/internal/store"
 )
 
-const auditUsage = "usage: consentgate audit verify [--db URL] [--json] | consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [filters] | " + witnessUsage + " | " + reportUsage
+const auditUsage = "usage: consentgate audit verify [--db URL] [--json] | consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [filters] | " + witnessUsage + " | " + reportUsage + " | " + archiveUsage
 
 func runAudit(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
@@ -34,6 +34,8 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return auditWitness(ctx, args[1:], stdout, log)
 	case "report":
 		return auditReport(ctx, args[1:], stdout)
+	case "archive":
+		return auditArchive(ctx, args[1:], stdout, log)
 	}
 	return errors.New(auditUsage)
 }

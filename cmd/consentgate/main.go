@@ -29,6 +29,7 @@ Usage:
   consentgate audit witness --state FILE --issuer URL --client-id ID [--interval D]
                             (secret in CONSENTGATE_WITNESS_CLIENT_SECRET)
   consentgate audit report [--db URL] --since T --until T --out FILE.html
+  consentgate audit archive [--db URL] --before DATE --out FILE (PostgreSQL)
   consentgate webhook set --client-id ID --url URL | remove --client-id ID | deliveries [--client-id ID] [--limit N]
 
 Environment: CONSENTGATE_ADDR, CONSENTGATE_DATABASE_URL, CONSENTGATE_ISSUER,

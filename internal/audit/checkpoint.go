@@ -126,7 +126,7 @@ func (c *Checkpointer) Run(ctx context.Context) {
 				if _, err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 					c.opts.Logger.Error("audit tree head failed", "err", err)
 				}
-			} else if _, err := Integrate(ctx, c.db); err != nil && ctx.Err() == nil {
+			} else if _, err := integrateAt(ctx, c.db, c.opts.Now); err != nil && ctx.Err() == nil {
 				c.opts.Logger.Error("audit integration failed", "err", err)
 			}
 		}
@@ -140,7 +140,7 @@ func (c *Checkpointer) Run(ctx context.Context) {
 // it (chain links, hashes, tree nodes): it never vouches for a log that is
 // already broken, nor for one that does not extend what it signed before.
 func (c *Checkpointer) Checkpoint(ctx context.Context) (*TreeHead, error) {
-	if _, err := Integrate(ctx, c.db); err != nil {
+	if _, err := integrateAt(ctx, c.db, c.opts.Now); err != nil {
 		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
 	}
 	head, err := readHead(ctx, c.db)
@@ -173,7 +173,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*TreeHead, error) {
 		}
 	}
 	v := verifier{db: c.db}
-	if err := v.startTree(ctx, uint64(from.Seq)); err != nil {
+	if err := v.startTree(ctx, u64(from.Seq)); err != nil {
 		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
 	}
 	if last != nil {

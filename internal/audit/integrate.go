@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -72,9 +73,14 @@ func insertPending(tx *gorm.DB, d store.Dialect, evs []Event) error {
 // SQLite on the database's single writer. Readers call it before they read,
 // so that a query sees every event committed before it started.
 func Integrate(ctx context.Context, db *store.DB) (int, error) {
+	return integrateAt(ctx, db, time.Now)
+}
+
+// integrateAt is Integrate on the clock now (the Checkpointer's).
+func integrateAt(ctx context.Context, db *store.DB, now func() time.Time) (int, error) {
 	total := 0
 	for {
-		n, err := integrateOnce(ctx, db)
+		n, err := integrateOnce(ctx, db, now)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("audit.Integrate: %w", err)
@@ -86,7 +92,7 @@ func Integrate(ctx context.Context, db *store.DB) (int, error) {
 }
 
 // integrateOnce moves up to integrateBatch pending events in one transaction.
-func integrateOnce(ctx context.Context, db *store.DB) (int, error) {
+func integrateOnce(ctx context.Context, db *store.DB, now func() time.Time) (int, error) {
 	// Cheap look first: with nothing pending and the tree complete, no write
 	// transaction (on SQLite an exclusive one) is opened.
 	if idle, err := nothingToIntegrate(ctx, db); err != nil || idle {
@@ -107,7 +113,7 @@ func integrateOnce(ctx context.Context, db *store.DB) (int, error) {
 			// Only a tree to complete (a log written before audit_tree).
 			return completeTree(tx, db.Dialect)
 		}
-		if err := appendBatch(tx, db.Dialect, evs); err != nil {
+		if err := appendBatchAt(tx, db.Dialect, evs, now()); err != nil {
 			return err
 		}
 		if err := deletePending(tx, ids); err != nil {
@@ -135,7 +141,7 @@ func nothingToIntegrate(ctx context.Context, db *store.DB) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return int64(size) == head.Seq, nil
+	return i64(size) == head.Seq, nil
 }
 
 // readPending reads the oldest pending events in id order (their commit
@@ -187,7 +193,7 @@ func completeTree(tx *gorm.DB, d store.Dialect) error {
 	if err != nil {
 		return err
 	}
-	if int64(size) > head.Seq {
+	if i64(size) > head.Seq {
 		return fmt.Errorf("audit tree has %d leaves but the chain head is at seq %d", size, head.Seq)
 	}
 	return backfillTree(tx, d, size, head.Seq)

@@ -96,7 +96,7 @@ func CheckInclusion(p *InclusionProof, th TreeHead, keys *jose.JSONWebKeySet) er
 	if err != nil {
 		return errors.New("the signed root is not base64")
 	}
-	if err := proof.VerifyInclusion(treeHasher, uint64(p.Seq-1), uint64(p.TreeSize), leaf, path, root); err != nil {
+	if err := proof.VerifyInclusion(treeHasher, u64(p.Seq-1), u64(p.TreeSize), leaf, path, root); err != nil {
 		return fmt.Errorf("the path does not lead from the entry to the signed root: %w", err)
 	}
 	return nil

@@ -24,6 +24,24 @@ var (
 	ranges     = &compact.RangeFactory{Hash: treeHasher.HashChildren}
 )
 
+// u64 and i64 convert between the log's seqs and counts (int64, as the
+// database stores them) and the tree's sizes and indexes (uint64, as the
+// merkle library takes them). Every value converted is a seq, an event
+// count or a node index below one: in [0, 2^63), so neither can wrap.
+func u64(n int64) uint64 {
+	if n < 0 {
+		return 0
+	}
+	return uint64(n) // #nosec G115 -- n ≥ 0 checked above
+}
+
+func i64(n uint64) int64 {
+	if n > 1<<63-1 {
+		return 1<<63 - 1
+	}
+	return int64(n) // #nosec G115 -- n < 2^63 checked above
+}
+
 // LeafHash returns the RFC 9162 leaf hash of ev: SHA-256(0x00 ‖ Canonical(ev)).
 func LeafHash(ev Event) []byte { return treeHasher.HashLeaf(Canonical(ev)) }
 
@@ -39,7 +57,7 @@ func storedTreeSize(q *gorm.DB) (uint64, error) {
 	if err := q.Raw(`SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_tree WHERE level = 0`).Row().Scan(&n); err != nil {
 		return 0, fmt.Errorf("audit tree size: %w", err)
 	}
-	return uint64(n), nil
+	return u64(n), nil
 }
 
 // readNodes returns the stored hashes of ids, in the order of ids. A missing
@@ -56,7 +74,7 @@ func readNodes(q *gorm.DB, ids []compact.NodeID) ([][]byte, error) {
 			sb.WriteString(" OR ")
 		}
 		sb.WriteString("(level = ? AND idx = ?)")
-		args = append(args, int64(id.Level), int64(id.Index))
+		args = append(args, i64(uint64(id.Level)), i64(id.Index))
 	}
 	rows, err := q.Raw(sb.String(), args...).Rows()
 	if err != nil {
@@ -70,7 +88,7 @@ func readNodes(q *gorm.DB, ids []compact.NodeID) ([][]byte, error) {
 		if err := rows.Scan(&level, &idx, &h); err != nil {
 			return nil, fmt.Errorf("read audit tree: %w", err)
 		}
-		found[compact.NewNodeID(uint(level), uint64(idx))] = h
+		found[compact.NewNodeID(uint(u64(level)), u64(idx))] = h
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read audit tree: %w", err)
@@ -117,7 +135,7 @@ func insertNodes(tx *gorm.DB, d store.Dialect, nodes []treeNode) error {
 				sb.WriteByte(',')
 			}
 			sb.WriteString("(?,?,?)")
-			args = append(args, int64(n.id.Level), int64(n.id.Index), n.hash)
+			args = append(args, i64(uint64(n.id.Level)), i64(n.id.Index), n.hash)
 		}
 		if err := tx.Exec(sb.String(), args...).Error; err != nil {
 			return fmt.Errorf("insert audit tree nodes: %w", err)
@@ -136,7 +154,7 @@ func growTree(tx *gorm.DB, d store.Dialect, size uint64, evs []Event) error {
 	nodes := make([]treeNode, 0, 2*len(evs)+1)
 	visit := func(id compact.NodeID, h []byte) { nodes = append(nodes, treeNode{id: id, hash: h}) }
 	for i := range evs {
-		if uint64(evs[i].Seq) != r.End()+1 {
+		if u64(evs[i].Seq) != r.End()+1 {
 			return fmt.Errorf("audit tree: leaf for seq %d appended at size %d", evs[i].Seq, r.End())
 		}
 		if err := r.Append(LeafHash(evs[i]), visit); err != nil {
@@ -150,9 +168,9 @@ func growTree(tx *gorm.DB, d store.Dialect, size uint64, evs []Event) error {
 // written by a version without audit_tree) up to seq to, in chunks.
 func backfillTree(tx *gorm.DB, d store.Dialect, size uint64, to int64) error {
 	const chunk = 5000
-	for int64(size) < to {
+	for i64(size) < to {
 		rows, err := tx.Raw(`SELECT `+eventColumns+` FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq`,
-			int64(size), min(to, int64(size)+chunk)).Rows()
+			i64(size), min(to, i64(size)+chunk)).Rows()
 		if err != nil {
 			return fmt.Errorf("audit tree backfill: %w", err)
 		}
@@ -161,13 +179,13 @@ func backfillTree(tx *gorm.DB, d store.Dialect, size uint64, to int64) error {
 			var ev Event
 			scopes, err := scanEvent(rows, &ev)
 			if err != nil {
-				rows.Close()
+				_ = rows.Close()
 				return fmt.Errorf("audit tree backfill: %w", err)
 			}
 			ev.Scopes = strings.Fields(scopes)
 			evs = append(evs, ev)
 		}
-		rows.Close()
+		_ = rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("audit tree backfill: %w", err)
 		}
@@ -212,7 +230,7 @@ type ConsistencyProof struct {
 // stored now.
 func integratedSize(q *gorm.DB) (int64, error) {
 	n, err := storedTreeSize(q)
-	return int64(n), err
+	return i64(n), err
 }
 
 func badSize(msg string) error { return apperr.New(apperr.InvalidRequest, msg) }
@@ -232,7 +250,7 @@ func inclusionProof(ctx context.Context, db *store.DB, seq, treeSize int64) (*In
 	case seq < 1 || seq > treeSize:
 		return nil, badSize(fmt.Sprintf("seq must be between 1 and tree_size (%d).", treeSize))
 	}
-	nodes, err := proof.Inclusion(uint64(seq-1), uint64(treeSize))
+	nodes, err := proof.Inclusion(u64(seq-1), u64(treeSize))
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof: %w", err)
 	}
@@ -244,7 +262,7 @@ func inclusionProof(ctx context.Context, db *store.DB, seq, treeSize int64) (*In
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof: %w", err)
 	}
-	r, err := loadRange(q, uint64(treeSize))
+	r, err := loadRange(q, u64(treeSize))
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +277,7 @@ func inclusionProof(ctx context.Context, db *store.DB, seq, treeSize int64) (*In
 	if len(evs) != 1 {
 		return nil, fmt.Errorf("inclusion proof: event %d is in the tree but not in audit_events", seq)
 	}
-	leaf, err := readNodes(q, []compact.NodeID{compact.NewNodeID(0, uint64(seq-1))})
+	leaf, err := readNodes(q, []compact.NodeID{compact.NewNodeID(0, u64(seq-1))})
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +301,7 @@ func consistencyProof(ctx context.Context, db *store.DB, first, second int64) (*
 	case second > size:
 		return nil, badSize(fmt.Sprintf("second %d is beyond the log's tree, which has %d leaves; take sizes from GET /v1/audit/checkpoints.", second, size))
 	}
-	nodes, err := proof.Consistency(uint64(first), uint64(second))
+	nodes, err := proof.Consistency(u64(first), u64(second))
 	if err != nil {
 		return nil, fmt.Errorf("consistency proof: %w", err)
 	}
@@ -297,7 +315,7 @@ func consistencyProof(ctx context.Context, db *store.DB, first, second int64) (*
 	}
 	roots := make([]string, 2)
 	for i, n := range []int64{first, second} {
-		r, err := loadRange(q, uint64(n))
+		r, err := loadRange(q, u64(n))
 		if err != nil {
 			return nil, err
 		}

@@ -34,13 +34,21 @@ type Report struct {
 	Reason string `json:"reason,omitempty"`
 	// Checkpoints is the number of signed checkpoints checked.
 	Checkpoints int `json:"checkpoints"`
+	// ArchivedThrough is the last seq of the archived partitions (consentgate
+	// audit archive): the log is verified from the anchor after it, and the
+	// archived events in their archive files. 0 when nothing was archived.
+	ArchivedThrough int64 `json:"archived_through,omitempty"`
 }
 
 // Summary is a one-line account of the report for the CLI.
 func (r Report) Summary() string {
 	if r.Valid {
-		return fmt.Sprintf("audit log valid: %d events, head seq %d hash %s, %d signed checkpoints verified",
-			r.Events, r.Head.Seq, r.Head.Hash, r.Checkpoints)
+		archived := ""
+		if r.ArchivedThrough > 0 {
+			archived = fmt.Sprintf(" (seq 1 to %d archived; verified from that anchor)", r.ArchivedThrough)
+		}
+		return fmt.Sprintf("audit log valid: %d events, head seq %d hash %s, %d signed checkpoints verified%s",
+			r.Events, r.Head.Seq, r.Head.Hash, r.Checkpoints, archived)
 	}
 	seq := int64(0)
 	if r.FirstInvalidSeq != nil {
@@ -78,11 +86,34 @@ func Verify(ctx context.Context, db *store.DB, keys *jose.JSONWebKeySet) (Report
 	if err != nil {
 		return Report{}, fmt.Errorf("audit.Verify: %w", err)
 	}
-	v := verifier{db: db, keys: keys, cps: checkpointIter{db: db, to: head.Seq}, ths: treeHeadIter{db: db, to: head.Seq}}
-	if err := v.startTree(ctx, 0); err != nil {
+	// Archived partitions (consentgate audit archive) are checked in their
+	// archive files; the log here starts after the newest anchor.
+	from := chainHead{Hash: GenesisHash}
+	if err := db.WithContext(ctx).Raw(`SELECT COALESCE(MAX(last_seq), 0) FROM audit_archives`).Row().Scan(&from.Seq); err != nil {
 		return Report{}, fmt.Errorf("audit.Verify: %w", err)
 	}
-	if err := v.events(ctx, chainHead{Hash: GenesisHash}, head.Seq); err != nil {
+	if from.Seq > 0 {
+		if err := db.WithContext(ctx).Raw(`SELECT last_hash FROM audit_archives WHERE last_seq = ?`, from.Seq).Row().Scan(&from.Hash); err != nil {
+			return Report{}, fmt.Errorf("audit.Verify: %w", err)
+		}
+	}
+	v := verifier{db: db, keys: keys, cps: checkpointIter{db: db, to: head.Seq, after: from.Seq},
+		ths: treeHeadIter{db: db, to: head.Seq}}
+	if err := v.startTree(ctx, u64(from.Seq)); err != nil {
+		return Report{}, fmt.Errorf("audit.Verify: %w", err)
+	}
+	v.rep.ArchivedThrough = from.Seq
+	// Heads of the archived part: their signatures, and their roots against
+	// the stored tree, which the rest of the log is checked to extend.
+	if from.Seq > 0 {
+		if ok, err := v.archivedTreeHeads(ctx, from.Seq); err != nil || !ok {
+			if err != nil {
+				return Report{}, fmt.Errorf("audit.Verify: %w", err)
+			}
+			return v.rep, nil
+		}
+	}
+	if err := v.events(ctx, from, head.Seq); err != nil {
 		return Report{}, fmt.Errorf("audit.Verify: %w", err)
 	}
 	v.rep.Head = Head(v.prev)
@@ -171,7 +202,7 @@ func (v *verifier) compareNodes(ctx context.Context) error {
 	stored := make(map[compact.NodeID][]byte, len(v.nodes))
 	for level, s := range spans {
 		rows, err := v.db.WithContext(ctx).Raw(`SELECT idx, hash FROM audit_tree WHERE level = ? AND idx >= ? AND idx <= ?`,
-			int64(level), int64(s.lo), int64(s.hi)).Rows()
+			i64(uint64(level)), i64(s.lo), i64(s.hi)).Rows()
 		if err != nil {
 			return err
 		}
@@ -179,12 +210,12 @@ func (v *verifier) compareNodes(ctx context.Context) error {
 			var idx int64
 			var h []byte
 			if err := rows.Scan(&idx, &h); err != nil {
-				rows.Close()
+				_ = rows.Close()
 				return err
 			}
-			stored[compact.NewNodeID(level, uint64(idx))] = h
+			stored[compact.NewNodeID(level, u64(idx))] = h
 		}
-		rows.Close()
+		_ = rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
@@ -204,14 +235,14 @@ func (v *verifier) compareNodes(ctx context.Context) error {
 	if found {
 		first, _ := badID.Coverage()
 		// The report's intact prefix ends before the first leaf under it.
-		v.rep.Events, v.prev = int64(first), chainHead{Hash: GenesisHash}
+		v.rep.Events, v.prev = i64(first), chainHead{Hash: GenesisHash}
 		if first > 0 {
-			v.prev.Seq = int64(first)
+			v.prev.Seq = i64(first)
 			if err := v.db.WithContext(ctx).Raw(`SELECT hash FROM audit_events WHERE seq = ?`, v.prev.Seq).Row().Scan(&v.prev.Hash); err != nil {
 				return err
 			}
 		}
-		v.fail(int64(first)+1, fmt.Sprintf("Merkle tree node (level %d, index %d) is missing or does not match the events: proofs built from it would not verify", badID.Level, badID.Index))
+		v.fail(i64(first)+1, fmt.Sprintf("Merkle tree node (level %d, index %d) is missing or does not match the events: proofs built from it would not verify", badID.Level, badID.Index))
 	}
 	return nil
 }
@@ -279,6 +310,36 @@ func (v *verifier) events(ctx context.Context, from chainHead, to int64) error {
 		return err
 	}
 	return v.compareNodes(ctx)
+}
+
+// archivedTreeHeads checks the signed heads of sizes up to the archive
+// anchor, whose events are no longer in the database: signature, and root
+// against the stored tree of that size.
+func (v *verifier) archivedTreeHeads(ctx context.Context, anchor int64) (bool, error) {
+	for {
+		th, err := v.ths.peek(ctx)
+		if err != nil || th == nil || th.TreeSize > anchor {
+			return err == nil, err
+		}
+		v.ths.pop()
+		if err := VerifyTreeHead(*th, "", v.keys); err != nil {
+			v.fail(th.TreeSize, err.Error())
+			return false, nil
+		}
+		r, err := loadRange(v.db.WithContext(ctx), u64(th.TreeSize))
+		if err != nil {
+			return false, err
+		}
+		root, err := rootOf(r)
+		if err != nil {
+			return false, err
+		}
+		if b64(root) != th.RootHash {
+			v.fail(th.TreeSize, fmt.Sprintf("signed tree head of size %d (archived part) does not match the stored tree", th.TreeSize))
+			return false, nil
+		}
+		v.rep.Checkpoints++
+	}
 }
 
 // treeHeadsUpTo checks every not yet seen tree head with tree_size ≤ seq:
