@@ -33,11 +33,14 @@ BENCH_INGEST_CONNS ?= 4
 ## transactions through the provider API on BENCH_INGEST_CONNS connections. Prints the table and writes
 ## docs/benchmarks.md and docs/benchmarks.svg. Then what "no audit, no data" costs: the same reads with the
 ## durable audit write and without, side by side (req/s of each, their ratio, events/s appended and verified).
+## Then audit appends per second from 1, 2 and 4 nodes on one database, the old chain (head row lock) vs the
+## Merkle tree design (commit to audit_pending, integrate in batches): BenchmarkAuditNodes.
 bench:
 	BENCH_SIZES="$(BENCH_SIZES)" BENCH_DB="$(BENCH_DB)" BENCH_DURATION=$(BENCH_DURATION) BENCH_CONNS=$(BENCH_CONNS) \
 		BENCH_RATE=$(BENCH_RATE) BENCH_INGEST_CONNS=$(BENCH_INGEST_CONNS) \
 		CONSENTGATE_TEST_PG_FSYNC=on ./scripts/with-postgres $(GO) test -tags bench -run '^TestBench$$' -v -count=1 -timeout 180m ./bench/
 	./scripts/with-postgres $(GO) test -run '^$$' -bench AuditGate -benchtime 1x -count 1 -timeout 10m ./internal/server/
+	CONSENTGATE_TEST_PG_FSYNC=on ./scripts/with-postgres $(GO) test -run '^$$' -bench AuditNodes -benchtime 1x -count 1 -timeout 10m ./internal/audit/
 
 ## fuzz: every fuzz target (go test -list) for FUZZTIME each, one after another; a failing input is saved
 ## under the package's testdata/fuzz/ and make test replays it (scripts/fuzz-all)

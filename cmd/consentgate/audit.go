@@ -19,7 +19,7 @@ import (
 	"github.com/consentgate/consentgate/internal/store"
 )
 
-const auditUsage = "usage: consentgate audit verify [--db URL] [--json] | consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [filters]"
+const auditUsage = "usage: consentgate audit verify [--db URL] [--json] | consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [filters] | " + witnessUsage + " | " + reportUsage + " | " + archiveUsage
 
 func runAudit(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
@@ -30,6 +30,12 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return auditVerify(ctx, args[1:], stdout, log)
 	case "export":
 		return auditExport(ctx, args[1:], stdout)
+	case "witness":
+		return auditWitness(ctx, args[1:], stdout, log)
+	case "report":
+		return auditReport(ctx, args[1:], stdout)
+	case "archive":
+		return auditArchive(ctx, args[1:], stdout, log)
 	}
 	return errors.New(auditUsage)
 }
@@ -53,6 +59,11 @@ func auditVerify(ctx context.Context, args []string, stdout io.Writer, log *slog
 		return err
 	}
 	defer tools.Close()
+	// Events committed but not yet integrated (a node stopped meanwhile)
+	// become part of the log first, so the verdict covers them.
+	if _, err := audit.Integrate(ctx, tools.DB); err != nil {
+		return err
+	}
 	rep, err := audit.Verify(ctx, tools.DB, tools.AuditSigner.KeySet())
 	if err != nil {
 		return err

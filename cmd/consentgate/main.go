@@ -27,6 +27,10 @@ Usage:
   consentgate audit verify [--db URL] [--json]
   consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [--customer-id ID] [--client-id ID]
                            [--grant-id ID] [--type T] [--outcome allowed|denied] [--since T] [--until T]
+  consentgate audit witness --state FILE --issuer URL --client-id ID [--interval D]
+                            (secret in CONSENTGATE_WITNESS_CLIENT_SECRET)
+  consentgate audit report [--db URL] --since T --until T --out FILE.html
+  consentgate audit archive [--db URL] --before DATE --out FILE (PostgreSQL)
   consentgate webhook set --client-id ID --url URL | remove --client-id ID | deliveries [--client-id ID] [--limit N]
 
 Environment: CONSENTGATE_ADDR, CONSENTGATE_DATABASE_URL, CONSENTGATE_ISSUER,

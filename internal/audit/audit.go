@@ -73,7 +73,7 @@ func (o Outcome) Valid() bool { return o == Allowed || o == Denied }
 // "" and an absent status is 0: the log never stores NULL, so the canonical
 // encoding has one form per value.
 type Event struct {
-	Seq           int64     // position in the chain, from 1, assigned by Append
+	Seq           int64     // position in the log, from 1, assigned at integration
 	EventID       string    // UUID, assigned by Append
 	OccurredAt    time.Time // UTC, microsecond precision; Append sets now when zero
 	Type          Type
@@ -94,7 +94,7 @@ type Event struct {
 }
 
 // Recorder is what other packages need from the audit log: record one event
-// and return it as committed (with Seq and Hash), or fail with an error
+// and return it as durably committed (with EventID), or fail with an error
 // wrapping ErrUnavailable, in which case the caller must not serve data.
 type Recorder interface {
 	Record(ctx context.Context, ev Event) (Event, error)

@@ -2,8 +2,12 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil/testdb"
@@ -109,4 +113,111 @@ func BenchmarkExport(b *testing.B) {
 			}
 		})
 	}
+}
+
+// nodeBenchDuration is how long each BenchmarkAuditNodes case appends.
+const nodeBenchDuration = 4 * time.Second
+
+// BenchmarkAuditNodes measures durable appends per second from 1, 2 and 4
+// nodes (one connection pool and one Writer each, appendParallelism
+// callers per node, like serve processes) on one database, for the design
+// of this package ("tree": appends commit to audit_pending, each node's
+// integrator runs every second as Checkpointer.Run does) and the design it
+// replaced ("chain": every batch numbered and chained under the head row
+// lock, measured here by swapping in appendBatch). Use -benchtime 1x: each
+// case runs nodeBenchDuration. On PostgreSQL run with
+// CONSENTGATE_TEST_PG_FSYNC=on (make bench does), so commits cost what
+// they cost in production.
+func BenchmarkAuditNodes(b *testing.B) {
+	for _, d := range testdb.Dialects() {
+		b.Run(string(d), func(b *testing.B) {
+			for _, design := range []string{"chain", "tree"} {
+				for _, nodes := range []int{1, 2, 4} {
+					b.Run(fmt.Sprintf("%s/nodes=%d", design, nodes), func(b *testing.B) {
+						for b.Loop() {
+							benchNodes(b, d, design, nodes)
+						}
+					})
+				}
+			}
+		})
+	}
+}
+
+func benchNodes(b *testing.B, d store.Dialect, design string, nodes int) {
+	url := testdb.URL(b, d)
+	dbs := make([]*store.DB, nodes)
+	for i := range dbs {
+		db, err := store.Open(url, store.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		dbs[i] = db
+	}
+	if err := dbs[0].Migrate(context.Background(), nil); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeBenchDuration)
+	defer cancel()
+	var appended atomic.Int64
+	var wg sync.WaitGroup
+	writers := make([]*Writer, nodes)
+	for i, db := range dbs {
+		w := NewWriter(db, WriterOptions{})
+		if design == "chain" {
+			w.batch = appendBatch
+		} else {
+			wg.Go(func() { // the node's integrator, as in serve
+				t := time.NewTicker(time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+						if _, err := Integrate(ctx, db); err != nil && ctx.Err() == nil {
+							b.Error(err)
+						}
+					}
+				}
+			})
+		}
+		writers[i] = w
+		for range appendParallelism {
+			wg.Go(func() {
+				ev := genEvent(i)
+				for ctx.Err() == nil {
+					if _, err := w.Append(ctx, ev); err == nil {
+						appended.Add(1)
+					} else if ctx.Err() == nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	start := time.Now()
+	wg.Wait()
+	elapsed := time.Since(start)
+	var batches int64
+	for _, w := range writers {
+		w.Close()
+		batches += w.Stats().Batches
+	}
+	if design == "tree" {
+		if _, err := Integrate(context.Background(), dbs[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var logged int64
+	if err := dbs[0].Raw(`SELECT COUNT(*) FROM audit_events`).Row().Scan(&logged); err != nil {
+		b.Fatal(err)
+	}
+	if logged < appended.Load() {
+		b.Fatalf("%d events acknowledged, %d in the log", appended.Load(), logged)
+	}
+	b.ReportMetric(float64(appended.Load())/elapsed.Seconds(), "appends/s")
+	b.ReportMetric(float64(appended.Load())/float64(max(batches, 1)), "events/commit")
 }

@@ -120,6 +120,14 @@ func (h *hasher) hash(prevHash string, ev *Event, scopes string) (string, error)
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// leaf returns the RFC 9162 leaf hash of ev, reusing the buffer.
+func (h *hasher) leaf(ev *Event, scopes string) []byte {
+	h.buf = append(h.buf[:0], 0x00)
+	h.buf = appendCanonical(h.buf, ev, scopes)
+	sum := sha256.Sum256(h.buf)
+	return sum[:]
+}
+
 // MarshalJSON renders the event as the API and NDJSON exports show it: SPEC
 // field names and order, occurred_at as FormatTime, scopes as an array,
 // absent strings as "".

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,8 +26,9 @@ const checkpointType = "audit-checkpoint+jws"
 
 // Signer signs checkpoints with an Ed25519 key derived from the server secret.
 type Signer struct {
-	public jose.JSONWebKey
-	signer jose.Signer
+	public  jose.JSONWebKey
+	signer  jose.Signer
+	private ed25519.PrivateKey
 }
 
 // NewSigner derives the checkpoint key: the Ed25519 seed is
@@ -34,7 +36,7 @@ type Signer struct {
 // RFC 7638 thumbprint (SHA-256, base64url).
 func NewSigner(secret []byte) *Signer {
 	k := keys.DeriveEd25519(secret, seedLabel)
-	return &Signer{public: k.Public, signer: k.Signer(checkpointType)}
+	return &Signer{public: k.Public, signer: k.Signer(checkpointType), private: k.Private}
 }
 
 // PublicJWK is the verification key, for the JWKS served at jwks_uri.
@@ -45,7 +47,9 @@ func (s *Signer) KeySet() *jose.JSONWebKeySet {
 	return &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.public}}
 }
 
-// CheckpointClaims is the payload a checkpoint signs.
+// CheckpointClaims is the payload of a legacy checkpoint: before the log
+// became a Merkle tree, checkpoints were compact JWS over the chain hash.
+// Verify still checks the ones a log holds; new heads are TreeHeads.
 type CheckpointClaims struct {
 	Issuer   string `json:"iss"`
 	Seq      int64  `json:"seq"`  // the last event covered
@@ -53,7 +57,8 @@ type CheckpointClaims struct {
 	IssuedAt int64  `json:"iat"`  // unix seconds
 }
 
-// Checkpoint is a signed statement that the chain up to Seq ends in Hash.
+// Checkpoint is a legacy signed statement that the chain up to Seq ends in
+// Hash.
 type Checkpoint struct {
 	Seq       int64     `json:"seq"`
 	Hash      string    `json:"hash"`
@@ -61,19 +66,26 @@ type Checkpoint struct {
 	JWS       string    `json:"jws"` // compact JWS of CheckpointClaims, alg EdDSA
 }
 
-// CheckpointerOptions configure periodic checkpoints.
+// CheckpointerOptions configure integration and signed tree heads.
 type CheckpointerOptions struct {
-	Issuer   string        // the "iss" claim, the server's issuer URL
-	Interval time.Duration // between checkpoints in Run (default 1 minute)
-	Logger   *slog.Logger  // default slog.Default()
-	Now      func() time.Time
+	Issuer string // names the log in its notes (Origin)
+	// Interval is the time between signed tree heads in Run (default 1 minute).
+	Interval time.Duration
+	// IntegrateInterval is the time between integrations in Run (default 1
+	// second, at most Interval): how long a committed event may wait for its
+	// seq when nobody reads the log.
+	IntegrateInterval time.Duration
+	Logger            *slog.Logger // default slog.Default()
+	Now               func() time.Time
 }
 
-// Checkpointer signs the chain head periodically. Any number of nodes may
-// run one: a second checkpoint of the same seq is ignored.
+// Checkpointer is a node's integrator and tree-head signer. Any number of
+// nodes may run one: integrators take turns, and a second head of the same
+// tree size is ignored.
 type Checkpointer struct {
 	db     *store.DB
 	signer *Signer
+	origin string
 	opts   CheckpointerOptions
 }
 
@@ -82,37 +94,55 @@ func NewCheckpointer(db *store.DB, signer *Signer, opts CheckpointerOptions) *Ch
 	if opts.Interval <= 0 {
 		opts.Interval = time.Minute
 	}
+	if opts.IntegrateInterval <= 0 {
+		opts.IntegrateInterval = time.Second
+	}
+	opts.IntegrateInterval = min(opts.IntegrateInterval, opts.Interval)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Checkpointer{db: db, signer: signer, opts: opts}
+	return &Checkpointer{db: db, signer: signer, origin: Origin(opts.Issuer), opts: opts}
 }
 
-// Run checkpoints every Interval until ctx ends. Failures are logged and
-// retried at the next tick.
+// Origin is the name of the log in its tree heads.
+func (c *Checkpointer) Origin() string { return c.origin }
+
+// Run integrates every IntegrateInterval and signs a tree head every
+// Interval until ctx ends. Failures are logged and retried at the next tick.
 func (c *Checkpointer) Run(ctx context.Context) {
-	t := time.NewTicker(c.opts.Interval)
+	t := time.NewTicker(c.opts.IntegrateInterval)
 	defer t.Stop()
+	lastSigned := c.opts.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-				c.opts.Logger.Error("audit checkpoint failed", "err", err)
+			if now := c.opts.Now(); now.Sub(lastSigned) >= c.opts.Interval {
+				lastSigned = now
+				if _, err := c.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+					c.opts.Logger.Error("audit tree head failed", "err", err)
+				}
+			} else if _, err := integrateAt(ctx, c.db, c.opts.Now); err != nil && ctx.Err() == nil {
+				c.opts.Logger.Error("audit integration failed", "err", err)
 			}
 		}
 	}
 }
 
-// Checkpoint signs the current chain head and returns the stored checkpoint
-// of that seq (nil when the log is empty). Before signing it verifies the
-// events since the previous checkpoint, whose own signature it checks first:
-// it never vouches for a chain that is already broken.
-func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, error) {
+// Checkpoint integrates the pending events, then signs a head for the
+// whole tree and returns the stored head of that size (nil when the log is
+// empty). Before signing it checks the last signed head (its signature, and
+// that the stored tree still has its root) and re-verifies the events since
+// it (chain links, hashes, tree nodes): it never vouches for a log that is
+// already broken, nor for one that does not extend what it signed before.
+func (c *Checkpointer) Checkpoint(ctx context.Context) (*TreeHead, error) {
+	if _, err := integrateAt(ctx, c.db, c.opts.Now); err != nil {
+		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
+	}
 	head, err := readHead(ctx, c.db)
 	if err != nil {
 		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
@@ -120,21 +150,41 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	if head.Seq == 0 {
 		return nil, nil
 	}
-	last, err := latestCheckpoint(ctx, c.db)
+	last, err := latestTreeHead(ctx, c.db)
 	if err != nil {
 		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
 	}
 	from := chainHead{Hash: GenesisHash}
 	if last != nil {
-		if reason := checkCheckpoint(last, last.Hash, c.signer.KeySet()); reason != "" {
-			return nil, fmt.Errorf("audit.Checkpoint: refusing to sign: checkpoint at seq %d: %s", last.Seq, reason)
+		// Its own origin: nodes of one deployment share the issuer, but a
+		// test or a renamed deployment may not, and the key is what vouches.
+		if err := VerifyTreeHead(*last, "", c.signer.KeySet()); err != nil {
+			return nil, fmt.Errorf("audit.Checkpoint: refusing to sign: %w", err)
 		}
-		if last.Seq == head.Seq {
+		if last.TreeSize == head.Seq {
 			return last, nil
 		}
-		from = chainHead{Seq: last.Seq, Hash: last.Hash}
+		if last.TreeSize > head.Seq {
+			return nil, fmt.Errorf("audit.Checkpoint: refusing to sign: a head signs %d events, the log has %d", last.TreeSize, head.Seq)
+		}
+		from.Seq = last.TreeSize
+		if err := c.db.WithContext(ctx).Raw(`SELECT hash FROM audit_events WHERE seq = ?`, from.Seq).Row().Scan(&from.Hash); err != nil {
+			return nil, fmt.Errorf("audit.Checkpoint: refusing to sign: event %d of the last head: %w", from.Seq, err)
+		}
 	}
 	v := verifier{db: c.db}
+	if err := v.startTree(ctx, u64(from.Seq)); err != nil {
+		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
+	}
+	if last != nil {
+		root, err := rootOf(v.rng)
+		if err != nil {
+			return nil, fmt.Errorf("audit.Checkpoint: %w", err)
+		}
+		if b64(root) != last.RootHash {
+			return nil, fmt.Errorf("audit.Checkpoint: refusing to sign: the stored tree of %d leaves no longer has the signed root", last.TreeSize)
+		}
+	}
 	if err := v.events(ctx, from, head.Seq); err != nil {
 		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
 	}
@@ -143,32 +193,28 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 		if reason == "" {
 			reason = fmt.Sprintf("log ends at seq %d, head is %d", v.prev.Seq, head.Seq)
 		}
-		return nil, fmt.Errorf("audit.Checkpoint: refusing to sign a broken chain: %s", reason)
+		return nil, fmt.Errorf("audit.Checkpoint: refusing to sign a broken log: %s", reason)
 	}
-	now := c.opts.Now()
-	payload, err := json.Marshal(CheckpointClaims{Issuer: c.opts.Issuer, Seq: head.Seq, Hash: head.Hash, IssuedAt: now.Unix()})
+	root, err := rootOf(v.rng)
 	if err != nil {
 		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
 	}
-	sig, err := c.signer.signer.Sign(payload)
+	now := time.UnixMilli(c.opts.Now().UnixMilli())
+	th, err := c.signer.signTreeHead(c.origin, head.Seq, root, now)
 	if err != nil {
-		return nil, fmt.Errorf("audit.Checkpoint: sign: %w", err)
-	}
-	jws, err := sig.CompactSerialize()
-	if err != nil {
-		return nil, fmt.Errorf("audit.Checkpoint: sign: %w", err)
+		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
 	}
 	if err := c.db.WithContext(ctx).Exec(
-		`INSERT INTO audit_checkpoints (seq, hash, created_at, jws) VALUES (?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING`,
-		head.Seq, head.Hash, store.Micros(now), jws).Error; err != nil {
+		`INSERT INTO audit_tree_heads (`+treeHeadColumns+`) VALUES (?, ?, ?, ?, ?) ON CONFLICT (tree_size) DO NOTHING`,
+		th.TreeSize, th.RootHash, store.Micros(now), th.KeyID, th.Note).Error; err != nil {
 		return nil, fmt.Errorf("audit.Checkpoint: insert: %w", err)
 	}
-	// Another node may have won the race for this seq: return what is stored.
-	cp, err := latestCheckpoint(ctx, c.db)
+	// Another node may have won the race for this size: return what is stored.
+	last, err = latestTreeHead(ctx, c.db)
 	if err != nil {
 		return nil, fmt.Errorf("audit.Checkpoint: %w", err)
 	}
-	return cp, nil
+	return last, nil
 }
 
 const checkpointColumns = "seq, hash, created_at, jws"
@@ -181,23 +227,6 @@ func scanCheckpoint(r rowScanner) (*Checkpoint, error) {
 	}
 	cp.CreatedAt = store.FromMicros(created)
 	return &cp, nil
-}
-
-// latestCheckpoint returns the checkpoint with the highest seq, nil if none.
-func latestCheckpoint(ctx context.Context, db *store.DB) (*Checkpoint, error) {
-	rows, err := db.WithContext(ctx).Raw(`SELECT ` + checkpointColumns + ` FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).Rows()
-	if err != nil {
-		return nil, fmt.Errorf("latest checkpoint: %w", err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return nil, rows.Err()
-	}
-	cp, err := scanCheckpoint(rows)
-	if err != nil {
-		return nil, fmt.Errorf("latest checkpoint: %w", err)
-	}
-	return cp, rows.Err()
 }
 
 // checkCheckpoint returns why cp is not a valid signature by a key of keys

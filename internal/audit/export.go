@@ -40,6 +40,9 @@ func (r *Reader) Export(ctx context.Context, f Filter, w io.Writer, format strin
 	if format != FormatNDJSON && format != FormatCSV {
 		return 0, apperr.New(apperr.InvalidRequest, "format must be ndjson or csv.")
 	}
+	if err := r.sync(ctx); err != nil {
+		return 0, fmt.Errorf("audit.Export: %w", err)
+	}
 	where, args := f.where()
 	rows, err := r.db.WithContext(ctx).Raw(`SELECT `+eventColumns+` FROM audit_events WHERE `+where+` ORDER BY seq`, args...).Rows()
 	if err != nil {

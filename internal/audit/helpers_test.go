@@ -46,7 +46,8 @@ func genEvent(i int) Event {
 }
 
 // load appends n generated events (starting at genEvent(first)) directly
-// through appendBatch, many per transaction: the fast way to build big logs.
+// through appendBatch, the integrator's step, many per transaction: the fast
+// way to build big logs.
 func load(tb testing.TB, db *store.DB, first, n int) {
 	tb.Helper()
 	const chunk = 5000
@@ -78,6 +79,8 @@ func unprotect(t *testing.T, db *store.DB, table string) {
 			"audit_events":      {"audit_events_no_update", "audit_events_no_delete"},
 			"audit_head":        {"audit_head_forward_only", "audit_head_no_delete"},
 			"audit_checkpoints": {"audit_checkpoints_no_update", "audit_checkpoints_no_delete"},
+			"audit_tree":        {"audit_tree_no_update", "audit_tree_no_delete"},
+			"audit_tree_heads":  {"audit_tree_heads_no_update", "audit_tree_heads_no_delete"},
 		}[table]
 		for _, tr := range triggers {
 			stmts = append(stmts, "DROP TRIGGER "+tr)

@@ -178,6 +178,9 @@ func (r *Reader) Query(ctx context.Context, f Filter, limit int, cursor string) 
 			return nil, "", err
 		}
 	}
+	if err := r.sync(ctx); err != nil {
+		return nil, "", fmt.Errorf("audit.Query: %w", err)
+	}
 	where, args := f.where()
 	args = append(args, after, limit+1)
 	events, err = r.list(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE `+where+` AND seq > ? ORDER BY seq LIMIT ?`, args...)
@@ -208,6 +211,9 @@ func (r *Reader) GrantHistory(ctx context.Context, grantID string, limit int, be
 	if beforeSeq <= 0 {
 		beforeSeq = 1<<63 - 1
 	}
+	if err := r.sync(ctx); err != nil {
+		return nil, fmt.Errorf("audit.GrantHistory: %w", err)
+	}
 	evs, err := r.list(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE grant_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
 		grantID, beforeSeq, limit)
 	if err != nil {
@@ -222,6 +228,9 @@ func (r *Reader) LastAccess(ctx context.Context, grantIDs []string) (map[string]
 	out := make(map[string]time.Time, len(grantIDs))
 	if len(grantIDs) == 0 {
 		return out, nil
+	}
+	if err := r.sync(ctx); err != nil {
+		return nil, fmt.Errorf("audit.LastAccess: %w", err)
 	}
 	var rows []struct {
 		GrantID string
@@ -241,6 +250,9 @@ func (r *Reader) LastAccess(ctx context.Context, grantIDs []string) (map[string]
 // ByInteractionID returns the events of one request (x-fapi-interaction-id)
 // in seq order.
 func (r *Reader) ByInteractionID(ctx context.Context, interactionID string) ([]Event, error) {
+	if err := r.sync(ctx); err != nil {
+		return nil, fmt.Errorf("audit.ByInteractionID: %w", err)
+	}
 	evs, err := r.list(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE interaction_id = ? ORDER BY seq LIMIT ?`,
 		interactionID, MaxLimit)
 	if err != nil {
@@ -249,8 +261,12 @@ func (r *Reader) ByInteractionID(ctx context.Context, interactionID string) ([]E
 	return evs, nil
 }
 
-// Verify runs Verify on the Reader's database.
+// Verify integrates the pending events and runs Verify on the Reader's
+// database.
 func (r *Reader) Verify(ctx context.Context, keys *jose.JSONWebKeySet) (Report, error) {
+	if err := r.sync(ctx); err != nil {
+		return Report{}, fmt.Errorf("audit.Verify: %w", err)
+	}
 	return Verify(ctx, r.db, keys)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -53,10 +54,10 @@ type chainHead struct {
 	Hash string
 }
 
-// lockHead reads the chain head inside tx and holds it until tx ends, so
-// that appenders on every node take turns. SQLite needs no row lock: store
-// opens it with _txlock=immediate, so the write transaction is already
-// exclusive from BEGIN.
+// lockHead reads the chain head inside tx and holds it until tx ends. Only
+// integrators take it, and they already take turns on an advisory lock; the
+// row lock is the second fence. SQLite needs no row lock: store opens it
+// with _txlock=immediate, so the write transaction is exclusive from BEGIN.
 func lockHead(tx *gorm.DB, d store.Dialect) (chainHead, error) {
 	q := `SELECT seq, hash FROM audit_head WHERE id = 1`
 	if d == store.Postgres {
@@ -78,13 +79,33 @@ func readHead(ctx context.Context, db *store.DB) (chainHead, error) {
 	return h, nil
 }
 
-// appendBatch chains evs after the locked head, inserts them and moves the
-// head, all inside tx: the batch commits whole or not at all. It fills in
-// Seq, PrevHash and Hash of each element.
+// appendBatch chains evs after the locked head, inserts them, grows the
+// Merkle tree by their leaves and moves the head, all inside tx: the batch
+// commits whole or not at all. It fills in Seq, PrevHash and Hash of each
+// element. Only the integrator calls it (one at a time: see integrate).
 func appendBatch(tx *gorm.DB, d store.Dialect, evs []Event) error {
+	return appendBatchAt(tx, d, evs, time.Now())
+}
+
+// appendBatchAt is appendBatch with the integrator's clock: the batch's
+// logged_at is now, or the previous event's if that is later, so logged_at
+// never decreases along seq (each monthly partition is one seq range).
+func appendBatchAt(tx *gorm.DB, d store.Dialect, evs []Event, now time.Time) error {
 	head, err := lockHead(tx, d)
 	if err != nil {
 		return err
+	}
+	size, err := storedTreeSize(tx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case i64(size) > head.Seq:
+		return fmt.Errorf("audit tree has %d leaves but the chain head is at seq %d", size, head.Seq)
+	case i64(size) < head.Seq:
+		if err := backfillTree(tx, d, size, head.Seq); err != nil {
+			return err
+		}
 	}
 	var h hasher
 	prev := head.Hash
@@ -96,11 +117,19 @@ func appendBatch(tx *gorm.DB, d store.Dialect, evs []Event) error {
 		}
 		prev = evs[i].Hash
 	}
+	var lastLogged int64
+	if err := tx.Raw(`SELECT COALESCE(MAX(logged_at), 0) FROM audit_events WHERE seq = ?`, head.Seq).Row().Scan(&lastLogged); err != nil {
+		return fmt.Errorf("audit head's logged_at: %w", err)
+	}
+	loggedAt := max(store.Micros(now), lastLogged)
 	step := rowsPerInsert(d)
 	for start := 0; start < len(evs); start += step {
-		if err := insertEvents(tx, evs[start:min(start+step, len(evs))]); err != nil {
+		if err := insertLogged(tx, d, evs[start:min(start+step, len(evs))], loggedAt); err != nil {
 			return err
 		}
+	}
+	if err := growTree(tx, d, u64(head.Seq), evs); err != nil {
+		return err
 	}
 	last := evs[len(evs)-1]
 	res := tx.Exec(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, last.Seq, last.Hash)
@@ -113,21 +142,48 @@ func appendBatch(tx *gorm.DB, d store.Dialect, evs []Event) error {
 	return nil
 }
 
-// insertEvents writes evs with one multi-row INSERT.
-func insertEvents(tx *gorm.DB, evs []Event) error {
+// insertLogged inserts evs; on PostgreSQL, when no partition holds their
+// logged_at yet, it creates that month's partition and retries (inside a
+// savepoint, so the batch's transaction survives the first attempt).
+func insertLogged(tx *gorm.DB, d store.Dialect, evs []Event, loggedAt int64) error {
+	if d != store.Postgres {
+		return insertEvents(tx, evs, loggedAt)
+	}
+	if err := tx.Exec(`SAVEPOINT audit_insert`).Error; err != nil {
+		return fmt.Errorf("insert audit events: %w", err)
+	}
+	err := insertEvents(tx, evs, loggedAt)
+	if err == nil || !strings.Contains(err.Error(), "no partition of relation") {
+		return err
+	}
+	if err := tx.Exec(`ROLLBACK TO SAVEPOINT audit_insert`).Error; err != nil {
+		return fmt.Errorf("insert audit events: %w", err)
+	}
+	month := time.UnixMicro(loggedAt).UTC()
+	from := time.Date(month.Year(), month.Month(), 1, 0, 0, 0, 0, time.UTC)
+	to := from.AddDate(0, 1, 0)
+	if err := tx.Exec(fmt.Sprintf(`CREATE TABLE IF NOT EXISTS audit_events_%s PARTITION OF audit_events FOR VALUES FROM (%d) TO (%d)`,
+		from.Format("200601"), store.Micros(from), store.Micros(to))).Error; err != nil {
+		return fmt.Errorf("create audit partition for %s: %w", from.Format("2006-01"), err)
+	}
+	return insertEvents(tx, evs, loggedAt)
+}
+
+// insertEvents writes evs with one multi-row INSERT, all with logged_at.
+func insertEvents(tx *gorm.DB, evs []Event, loggedAt int64) error {
 	var sb strings.Builder
 	sb.Grow(64 + len(evs)*(2*nColumns+3))
-	sb.WriteString(`INSERT INTO audit_events (` + eventColumns + `) VALUES `)
-	args := make([]any, 0, len(evs)*nColumns)
+	sb.WriteString(`INSERT INTO audit_events (` + eventColumns + `, logged_at) VALUES `)
+	args := make([]any, 0, len(evs)*(nColumns+1))
 	for i := range evs {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		sb.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		e := &evs[i]
 		args = append(args, e.Seq, e.EventID, store.Micros(e.OccurredAt), string(e.Type), string(e.Outcome),
 			e.Reason, e.ClientID, e.CustomerID, e.GrantID, e.AccountID, e.Method, e.Path, e.Status,
-			e.Purpose, strings.Join(e.Scopes, " "), e.InteractionID, e.PrevHash, e.Hash)
+			e.Purpose, strings.Join(e.Scopes, " "), e.InteractionID, e.PrevHash, e.Hash, loggedAt)
 	}
 	if err := tx.Exec(sb.String(), args...).Error; err != nil {
 		return fmt.Errorf("insert audit events: %w", err)

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil/testdb"
 )
@@ -49,6 +47,34 @@ func forgeCheckpoint(t *testing.T, db *store.DB, signer *Signer, seq int64) {
 	}
 	jws, _ := sig.CompactSerialize()
 	mustExec(t, db, `INSERT INTO audit_checkpoints (seq, hash, created_at, jws) VALUES (?, ?, 0, ?)`, seq, hash, jws)
+}
+
+// forgeTreeHead stores a head of the tree of size leaves signed by signer.
+func forgeTreeHead(t *testing.T, db *store.DB, signer *Signer, size int64) {
+	t.Helper()
+	r, err := loadRange(db.DB, uint64(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := rootOf(r)
+	th, err := signer.signTreeHead(Origin("http://test"), size, root, time.UnixMilli(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, `INSERT INTO audit_tree_heads (`+treeHeadColumns+`) VALUES (?, ?, ?, ?, ?)`,
+		th.TreeSize, th.RootHash, int64(1000000), th.KeyID, th.Note)
+}
+
+// rebuildTree replaces the stored tree with the one the events give now, as
+// an attacker who rewrote events would, so that only signed heads remember.
+func rebuildTree(t *testing.T, db *store.DB) {
+	t.Helper()
+	unprotect(t, db, "audit_tree")
+	mustExec(t, db, `DELETE FROM audit_tree`)
+	evs := allEvents(t, db)
+	if err := growTree(db.DB, db.Dialect, 0, evs); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestVerifyCleanLog(t *testing.T) {
@@ -108,7 +134,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			ev.Seq, ev.EventID = 4, "00000000-0000-4000-8000-000000000000"
 			ev.PrevHash = allEvents(t, db)[2].Hash
 			ev.Hash, _ = ComputeHash(ev.PrevHash, ev)
-			if err := insertEvents(db.DB, []Event{ev}); err != nil {
+			if err := insertEvents(db.DB, []Event{ev}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}, 5, "prev_hash does not link"},
@@ -128,7 +154,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{"row inserted beyond the head", func(t *testing.T, db *store.DB) {
 			ev, _ := normalize(genEvent(99), base)
 			ev.Seq, ev.EventID, ev.PrevHash, ev.Hash = 13, "00000000-0000-4000-8000-000000000001", GenesisHash, GenesisHash
-			if err := insertEvents(db.DB, []Event{ev}); err != nil {
+			if err := insertEvents(db.DB, []Event{ev}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}, 13, "beyond the chain head"},
@@ -137,7 +163,38 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			rehash(t, db, 2)
 			unprotect(t, db, "audit_head")
 			mustExec(t, db, `UPDATE audit_head SET hash = (SELECT hash FROM audit_events WHERE seq = 12) WHERE seq = 12`)
+		}, 2, "Merkle tree node (level 0, index 1)"},
+		{"chain and tree rewritten after a tree head", func(t *testing.T, db *store.DB) {
+			mustExec(t, db, `UPDATE audit_events SET reason = 'nothing to see' WHERE seq = 2`)
+			rehash(t, db, 2)
+			unprotect(t, db, "audit_head")
+			mustExec(t, db, `UPDATE audit_head SET hash = (SELECT hash FROM audit_events WHERE seq = 12) WHERE seq = 12`)
+			rebuildTree(t, db)
+			unprotect(t, db, "audit_checkpoints")
+			mustExec(t, db, `DELETE FROM audit_checkpoints`)
 		}, 12, "the log was rewritten"},
+		{"tree node edited", func(t *testing.T, db *store.DB) {
+			unprotect(t, db, "audit_tree")
+			mustExec(t, db, `UPDATE audit_tree SET hash = ? WHERE level = 1 AND idx = 2`, make([]byte, 32))
+		}, 5, "Merkle tree node (level 1, index 2)"},
+		{"tree node deleted", func(t *testing.T, db *store.DB) {
+			unprotect(t, db, "audit_tree")
+			mustExec(t, db, `DELETE FROM audit_tree WHERE level = 0 AND idx = 8`)
+		}, 9, "is missing or does not match"},
+		{"tree head signed by another key", func(t *testing.T, db *store.DB) {
+			forgeTreeHead(t, db, other, 5)
+		}, 5, "unknown key"},
+		{"tree head root edited", func(t *testing.T, db *store.DB) {
+			unprotect(t, db, "audit_tree_heads")
+			mustExec(t, db, `UPDATE audit_tree_heads SET root_hash = ? WHERE tree_size = 12`, b64(make([]byte, 32)))
+		}, 12, "differ from its signed note"},
+		{"tree heads beyond a truncated log", func(t *testing.T, db *store.DB) {
+			unprotect(t, db, "audit_head")
+			unprotect(t, db, "audit_checkpoints")
+			mustExec(t, db, `DELETE FROM audit_events WHERE seq > 10`)
+			mustExec(t, db, `DELETE FROM audit_checkpoints`)
+			mustExec(t, db, `UPDATE audit_head SET seq = 10, hash = (SELECT hash FROM audit_events WHERE seq = 10)`)
+		}, 11, "beyond the end of the log"},
 		{"checkpoint signed by another key", func(t *testing.T, db *store.DB) {
 			forgeCheckpoint(t, db, other, 5)
 		}, 5, "unknown key"},
@@ -165,7 +222,11 @@ func TestVerifyCatchesTampering(t *testing.T) {
 				if _, err := cp.Checkpoint(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				requireValid(t, db, 12)
+				// A legacy JWS checkpoint too, as a log from before the tree has.
+				forgeCheckpoint(t, db, NewSigner(testSecret), 12)
+				if rep := requireValid(t, db, 12); rep.Checkpoints != 2 {
+					t.Fatalf("Checkpoints = %d, want a tree head and a legacy checkpoint", rep.Checkpoints)
+				}
 				unprotect(t, db, "audit_events")
 				c.tamper(t, db)
 				rep := mustVerify(t, db)
@@ -203,31 +264,35 @@ func TestCheckpointer(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		signer := NewSigner(testSecret)
-		at := func(sec int64) func() time.Time { return func() time.Time { return time.Unix(sec, 0) } }
-		c1 := NewCheckpointer(db, signer, CheckpointerOptions{Issuer: "http://node1", Now: at(100)})
-		c2 := NewCheckpointer(db, signer, CheckpointerOptions{Issuer: "http://node2", Now: at(200)})
-		if cp, err := c1.Checkpoint(ctx); cp != nil || err != nil {
-			t.Fatalf("empty log: %v, %v; want nothing to sign", cp, err)
+		at := func(ms int64) func() time.Time { return func() time.Time { return time.UnixMilli(ms) } }
+		c1 := NewCheckpointer(db, signer, CheckpointerOptions{Issuer: "https://bank.example/", Now: at(100000)})
+		c2 := NewCheckpointer(db, signer, CheckpointerOptions{Issuer: "https://bank.example/", Now: at(200000)})
+		if th, err := c1.Checkpoint(ctx); th != nil || err != nil {
+			t.Fatalf("empty log: %v, %v; want nothing to sign", th, err)
 		}
 		load(t, db, 0, 5)
 		first, err := c1.Checkpoint(ctx)
-		if err != nil || first.Seq != 5 {
+		if err != nil || first.TreeSize != 5 || first.Timestamp != 100000 || first.KeyID != signer.KeyID() {
 			t.Fatalf("Checkpoint = %+v, %v", first, err)
 		}
-		jws, err := jose.ParseSignedCompact(first.JWS, []jose.SignatureAlgorithm{jose.EdDSA})
-		if err != nil {
+		r, _ := loadRange(db.DB, 5)
+		root, _ := rootOf(r)
+		want := "bank.example/audit\n5\n" + b64(root) + "\ntimestamp 100000\n\n\u2014 bank.example/audit "
+		if !strings.HasPrefix(first.Note, want) || first.RootHash != b64(root) {
+			t.Fatalf("note %q, want prefix %q", first.Note, want)
+		}
+		if err := VerifyTreeHead(*first, "bank.example/audit", signer.KeySet()); err != nil {
 			t.Fatal(err)
 		}
-		payload, err := jws.Verify(signer.PublicJWK().Key)
-		if err != nil || !strings.Contains(string(payload), `"iss":"http://node1","seq":5,"hash":"`+first.Hash+`","iat":100`) {
-			t.Fatalf("payload %s, %v", payload, err)
+		if err := VerifyTreeHead(*first, "other.example/audit", signer.KeySet()); err == nil {
+			t.Fatal("a head verified for another log's origin")
 		}
-		// A second node checkpointing the same head gets the stored one.
+		// A second node asked for the same size gets the stored head.
 		second, err := c2.Checkpoint(ctx)
-		if err != nil || second.JWS != first.JWS {
-			t.Fatalf("second checkpoint of seq 5: %+v, %v", second, err)
+		if err != nil || second.Note != first.Note {
+			t.Fatalf("second head of size 5: %+v, %v", second, err)
 		}
-		// Racing nodes inserting the same seq: the insert is idempotent.
+		// Racing nodes inserting the same size: the insert is idempotent.
 		load(t, db, 5, 5)
 		done := make(chan error, 2)
 		for _, c := range []*Checkpointer{c1, c2} {
@@ -241,12 +306,35 @@ func TestCheckpointer(t *testing.T) {
 		if rep := requireValid(t, db, 10); rep.Checkpoints != 2 {
 			t.Fatalf("Checkpoints = %d, want 2", rep.Checkpoints)
 		}
-		// It refuses to vouch for a chain broken since the last checkpoint.
+		// It refuses to vouch for a log broken since the last head.
 		load(t, db, 10, 3)
 		unprotect(t, db, "audit_events")
 		mustExec(t, db, `UPDATE audit_events SET reason = 'x' WHERE seq = 12`)
-		if _, err := c1.Checkpoint(ctx); err == nil || !strings.Contains(err.Error(), "broken chain") {
+		if _, err := c1.Checkpoint(ctx); err == nil || !strings.Contains(err.Error(), "broken log") {
 			t.Fatalf("Checkpoint over a broken chain: %v", err)
+		}
+	})
+}
+
+// TestCheckpointerRefusesRewrittenTree: a tree whose stored nodes no longer
+// give the last signed root (the log was rewritten below it) is not signed.
+func TestCheckpointerRefusesRewrittenTree(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		c := NewCheckpointer(db, NewSigner(testSecret), CheckpointerOptions{Issuer: "http://test"})
+		load(t, db, 0, 8)
+		if _, err := c.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		unprotect(t, db, "audit_events")
+		mustExec(t, db, `UPDATE audit_events SET reason = 'rewritten' WHERE seq = 3`)
+		rehash(t, db, 3)
+		unprotect(t, db, "audit_head")
+		mustExec(t, db, `UPDATE audit_head SET hash = (SELECT hash FROM audit_events WHERE seq = 8) WHERE seq = 8`)
+		rebuildTree(t, db)
+		load(t, db, 8, 2)
+		if _, err := c.Checkpoint(ctx); err == nil || !strings.Contains(err.Error(), "no longer has the signed root") {
+			t.Fatalf("Checkpoint over a rewritten tree: %v", err)
 		}
 	})
 }

@@ -29,6 +29,13 @@ type AuditLog interface {
 	Export(ctx context.Context, f audit.Filter, w io.Writer, format string) (int64, error)
 	// Verify checks the whole chain and its checkpoints against keys.
 	Verify(ctx context.Context, keys *jose.JSONWebKeySet) (audit.Report, error)
+	// TreeHeads returns signed tree heads newest first, below tree size
+	// before (0: from the newest).
+	TreeHeads(ctx context.Context, limit int, before int64) ([]audit.TreeHead, error)
+	// InclusionProof returns the audit path of seq in the tree of treeSize.
+	InclusionProof(ctx context.Context, seq, treeSize int64) (*audit.InclusionProof, error)
+	// ConsistencyProof returns the proof between trees of first and second leaves.
+	ConsistencyProof(ctx context.Context, first, second int64) (*audit.ConsistencyProof, error)
 }
 
 // AuditDeps are what the auditor API needs.
@@ -49,10 +56,13 @@ type auditHandler struct {
 
 // RegisterAudit mounts the auditor API of SPEC §6 on r:
 //
-//	GET /v1/audit/events   filters, keyset pages, or a streamed NDJSON/CSV export
-//	GET /v1/audit/verify   the chain's verdict
+//	GET /v1/audit/events              filters, keyset pages, or a streamed NDJSON/CSV export
+//	GET /v1/audit/verify              the chain's verdict
+//	GET /v1/audit/checkpoints         signed tree heads (SPEC §13), newest first
+//	GET /v1/audit/proof/inclusion     RFC 9162 inclusion proof of one event
+//	GET /v1/audit/proof/consistency   RFC 9162 consistency proof between two tree sizes
 //
-// Both need a client_credentials token with scope audit:read. Auditor reads
+// All need a client_credentials token with scope audit:read. Auditor reads
 // are not themselves audit events: the SPEC's event types describe access to
 // customer data and its consents, and an event per read would change the very
 // log an auditor is paging through. They are in the access log, with the
@@ -68,6 +78,7 @@ func RegisterAudit(r gin.IRouter, d AuditDeps) {
 	g := r.Group("/v1/audit", h.authenticate)
 	g.GET("/events", h.events)
 	g.GET("/verify", h.verify)
+	registerTreeRoutes(g, h)
 }
 
 // authenticate admits client_credentials tokens carrying audit:read. A

@@ -173,7 +173,7 @@ func TestAuditUnavailable(t *testing.T) {
 	eachDialect(t, func(t *testing.T, s *testutil.Server) {
 		tok := s.Authorize(t, testutil.DemoFlow())
 		card := cardAccount(t, s, tok.AccessToken)
-		if err := s.DB.Exec(`ALTER TABLE audit_events RENAME TO audit_events_gone`).Error; err != nil {
+		if err := s.DB.Exec(`ALTER TABLE audit_pending RENAME TO audit_pending_gone`).Error; err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct{ path, token string }{
@@ -279,8 +279,8 @@ func TestAuditAPI(t *testing.T) {
 	})
 }
 
-// TestAuditCheckpoints: nodes sign the chain head at the configured
-// interval with the key published at jwks_uri.
+// TestAuditCheckpoints: nodes integrate and sign tree heads at the
+// configured interval with the key published at jwks_uri.
 func TestAuditCheckpoints(t *testing.T) {
 	for _, d := range testdb.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
@@ -288,40 +288,43 @@ func TestAuditCheckpoints(t *testing.T) {
 			s := testutil.Start(t, d, testutil.Options{DatabaseURL: dbURL})
 			tok := s.Authorize(t, testutil.DemoFlow())
 			s.Get(t, "/v1/accounts", tok.AccessToken)
-			startNode(t, dbURL, server.Options{AuditCheckpointInterval: 50 * time.Millisecond})
+			base, _ := startNode(t, dbURL, server.Options{AuditCheckpointInterval: 50 * time.Millisecond})
 
-			var head audit.Head
-			var cp audit.Checkpoint
+			var size, headSeq, pending int64
+			var note string
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				if err := s.DB.Raw(`SELECT seq, hash FROM audit_head`).Row().Scan(&head.Seq, &head.Hash); err != nil {
+				if err := s.DB.Raw(`SELECT seq FROM audit_head`).Row().Scan(&headSeq); err != nil {
 					t.Fatal(err)
 				}
-				_ = s.DB.Raw(`SELECT seq, hash, jws FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).Row().Scan(&cp.Seq, &cp.Hash, &cp.JWS)
-				if cp.Seq == head.Seq && cp.Seq > 0 {
+				if err := s.DB.Raw(`SELECT COUNT(*) FROM audit_pending`).Row().Scan(&pending); err != nil {
+					t.Fatal(err)
+				}
+				_ = s.DB.Raw(`SELECT tree_size, note FROM audit_tree_heads ORDER BY tree_size DESC LIMIT 1`).Row().Scan(&size, &note)
+				if size == headSeq && size > 0 && pending == 0 {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("no checkpoint of head %d (last %d)", head.Seq, cp.Seq)
+					t.Fatalf("no tree head of the whole log %d (last %d, %d pending)", headSeq, size, pending)
 				}
 			}
 
 			var jwks jose.JSONWebKeySet
 			s.Get(t, "/jwks", "").JSON(t, &jwks)
-			sig, err := jose.ParseSigned(cp.JWS, []jose.SignatureAlgorithm{jose.EdDSA})
-			if err != nil {
-				t.Fatal(err)
+			var th audit.TreeHead
+			for _, h := range checkpoints(t, s, auditorToken(t, s)) {
+				if h.TreeSize == size {
+					th = h
+				}
 			}
-			keys := jwks.Key(sig.Signatures[0].Protected.KeyID)
+			if th.Note != note {
+				t.Fatalf("GET /v1/audit/checkpoints has no head of size %d", size)
+			}
+			keys := jwks.Key(th.KeyID)
 			if len(keys) != 1 || !keys[0].IsPublic() || keys[0].Algorithm != "EdDSA" {
-				t.Fatalf("JWKS %+v has no public EdDSA key for kid %q", jwks, sig.Signatures[0].Protected.KeyID)
+				t.Fatalf("JWKS %+v has no public EdDSA key for kid %q", jwks, th.KeyID)
 			}
-			payload, err := sig.Verify(keys[0].Key)
-			if err != nil {
-				t.Fatalf("checkpoint does not verify with the published key: %v", err)
-			}
-			var claims audit.CheckpointClaims
-			if err := json.Unmarshal(payload, &claims); err != nil || claims.Seq != head.Seq || claims.Hash != head.Hash || claims.Issuer == "" {
-				t.Errorf("claims %+v, head %+v", claims, head)
+			if err := audit.VerifyTreeHead(th, audit.Origin(base), &jwks); err != nil {
+				t.Fatalf("tree head does not verify with the published key: %v", err)
 			}
 			rep, err := audit.Verify(context.Background(), s.DB, s.Node.AuditKeys())
 			if err != nil || !rep.Valid || rep.Checkpoints == 0 {

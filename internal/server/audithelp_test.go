@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/server"
 	"github.com/consentgate/consentgate/internal/testutil"
@@ -125,4 +126,18 @@ func startNode(t testing.TB, dbURL string, opts server.Options) (string, *server
 		node.Close()
 	})
 	return base, node
+}
+
+// checkpoints reads the first page of signed tree heads.
+func checkpoints(t testing.TB, s *testutil.Server, auditor string) []audit.TreeHead {
+	t.Helper()
+	r := s.Get(t, "/v1/audit/checkpoints", auditor)
+	var page struct {
+		Data []audit.TreeHead `json:"data"`
+	}
+	r.JSON(t, &page)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("checkpoints: %d %s", r.StatusCode, r.Body)
+	}
+	return page.Data
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/web"
@@ -52,4 +54,44 @@ func (h dashboardHistory) GrantHistory(ctx context.Context, grantID string, limi
 
 func (h dashboardHistory) LastAccess(ctx context.Context, grantIDs []string) (map[string]time.Time, error) {
 	return h.r.LastAccess(ctx, grantIDs)
+}
+
+// dashboardProofs proves to a customer that an entry of their history is
+// in the signed log: it finds the newest signed tree head covering the
+// entry (signing one now if none does yet), builds the inclusion proof and
+// checks it the way an outside verifier would.
+type dashboardProofs struct {
+	r    *audit.Reader
+	cp   *audit.Checkpointer
+	keys *jose.JSONWebKeySet
+}
+
+func (d dashboardProofs) EntryProof(ctx context.Context, grantID string, seq int64) (*web.EntryProof, error) {
+	th, err := d.r.LatestTreeHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if th == nil || th.TreeSize < seq {
+		if th, err = d.cp.Checkpoint(ctx); err != nil {
+			return nil, err
+		}
+		if th == nil || th.TreeSize < seq {
+			return nil, web.ErrEntryNotFound
+		}
+	}
+	p, err := d.r.InclusionProof(ctx, seq, th.TreeSize)
+	if err != nil {
+		return nil, err
+	}
+	if p.Event.GrantID != grantID {
+		return nil, web.ErrEntryNotFound
+	}
+	ev := p.Event
+	return &web.EntryProof{
+		Event: web.AccessEvent{Seq: ev.Seq, OccurredAt: ev.OccurredAt, Type: string(ev.Type), Outcome: string(ev.Outcome),
+			Reason: ev.Reason, AccountID: ev.AccountID, Method: ev.Method, Path: ev.Path, Status: ev.Status},
+		LeafHash: p.LeafHash, Path: p.Path, TreeSize: th.TreeSize, RootHash: th.RootHash,
+		SignedAt: time.UnixMilli(th.Timestamp), KeyID: th.KeyID, Note: th.Note,
+		Checked: audit.CheckInclusion(p, *th, d.keys),
+	}, nil
 }

@@ -158,6 +158,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	pages, err := web.New(web.Deps{
 		Identity: ident, Authorizer: webAuthorizer{provider}, Accounts: accountStore, Purposes: purposes,
 		Grants: s.consents, Apps: dashboardApps{provider, s.webhooks}, History: dashboardHistory{s.audit.reader},
+		Proofs: dashboardProofs{r: s.audit.reader, cp: s.audit.cp, keys: s.audit.signer.KeySet()},
 		Secure: issuer.Scheme == "https", Logger: s.log, Now: s.now,
 	})
 	if err != nil {
@@ -254,9 +255,9 @@ func (s *Server) DB() *store.DB { return s.db }
 // Provider is the node's authorization server.
 func (s *Server) Provider() *oauth.Provider { return s.provider }
 
-// AuditCheckpoint signs the audit chain's head now (the background
-// checkpointer does it every AuditCheckpointInterval).
-func (s *Server) AuditCheckpoint(ctx context.Context) (*audit.Checkpoint, error) {
+// AuditCheckpoint integrates the pending audit events and signs a tree head
+// now (the background checkpointer does it every AuditCheckpointInterval).
+func (s *Server) AuditCheckpoint(ctx context.Context) (*audit.TreeHead, error) {
 	return s.audit.cp.Checkpoint(ctx)
 }
 

@@ -154,6 +154,7 @@ type grantPageView struct {
 	Older   string // link to the next (older) page, "" on the last
 	Newest  string // link back to the first page, "" on it
 	Showing string // which entries this page shows, in words
+	Proofs  bool   // entries link to their proof of inclusion
 }
 
 // ownGrant loads the customer's grant named in the path; false means the
@@ -219,6 +220,12 @@ func (h *Handler) grantPage(c *gin.Context) {
 	}
 	for _, ev := range evs {
 		v.Events = append(v.Events, describeEvent(ev, accts))
+	}
+	if h.d.Proofs != nil {
+		v.Proofs = true
+		for i := range v.Events {
+			v.Events[i].Proof = path + "/proof/" + strconv.FormatInt(evs[i].Seq, 10)
+		}
 	}
 	switch {
 	case len(evs) == 0 && before == 0:

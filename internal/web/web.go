@@ -75,6 +75,7 @@ type Deps struct {
 	Grants     Grants           // the customer's consents, for the dashboard
 	Apps       GrantManager     // app names and revocation, for the dashboard
 	History    History          // the audit log's view of each grant
+	Proofs     EntryProofs      // nil: history entries have no proof link
 	Secure     bool             // set the cookie's Secure flag (the issuer is https)
 	Logger     *slog.Logger     // nil: discard
 	Now        func() time.Time // nil: time.Now
@@ -108,7 +109,7 @@ func New(d Deps) (*Handler, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	for _, name := range []string{"login", "consent", "dashboard", "grant", "error"} {
+	for _, name := range []string{"login", "consent", "dashboard", "grant", "error", "proof"} {
 		t, err := template.New(name).Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html", "templates/grant-summary.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web.New: template %s: %w", name, err)
@@ -135,6 +136,7 @@ func (h *Handler) Register(r gin.IRouter) {
 	g.GET("/dashboard", h.dashboard)
 	g.GET("/dashboard/consents/:grant_id", h.grantPage)
 	g.POST("/dashboard/consents/:grant_id/revoke", h.revoke)
+	g.GET("/dashboard/consents/:grant_id/proof/:seq", h.entryProof)
 	g.GET("/static/*filepath", h.serveStatic)
 }
 

@@ -155,6 +155,7 @@ type eventView struct {
 	What    string
 	Allowed bool
 	Result  string // "Allowed", or "Refused: why"
+	Proof   string // link to the entry's proof that it is in the signed log
 }
 
 // eventWords says what each audit event type means for the customer; data
