@@ -176,6 +176,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 		Usage:  consent.NewSQLStore(s.db),
 		Logger: s.log, Now: s.now,
+		Sync: accountStore, CursorKey: syncCursorKey(secret),
 	})
 	httpapi.RegisterProvider(r, httpapi.ProviderDeps{
 		Ingest: s.ingest, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Logger: s.log,
