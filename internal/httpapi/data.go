@@ -81,21 +81,29 @@ func RegisterData(r gin.IRouter, d Deps) {
 // times RFC 3339 in UTC, absent values as null.
 
 type accountView struct {
-	AccountID       string `json:"account_id"`
-	InstitutionID   string `json:"institution_id"`
-	InstitutionName string `json:"institution_name"`
-	Type            string `json:"type"`
-	DisplayName     string `json:"display_name"`
-	MaskedNumber    string `json:"masked_number"`
-	Currency        string `json:"currency"`
-	Status          string `json:"status"`
+	AccountID       string  `json:"account_id"`
+	InstitutionID   string  `json:"institution_id"`
+	InstitutionName string  `json:"institution_name"`
+	Type            string  `json:"type"`
+	DisplayName     *string `json:"display_name"`  // null when the purpose may not see it
+	MaskedNumber    *string `json:"masked_number"` // null when the purpose may not see it
+	Currency        string  `json:"currency"`
+	Status          string  `json:"status"`
 }
 
-func viewAccount(a *accounts.Account) accountView {
-	return accountView{
+func viewAccount(a *accounts.Account, fs purpose.FieldSet) accountView {
+	v := accountView{
 		AccountID: a.ID, InstitutionID: a.InstitutionID, InstitutionName: a.InstitutionName, Type: a.Type,
-		DisplayName: a.DisplayName, MaskedNumber: "****" + a.Last4, Currency: a.Currency, Status: a.Status,
+		Currency: a.Currency, Status: a.Status,
 	}
+	if fs.Sees(purpose.FieldDisplayName) {
+		v.DisplayName = &a.DisplayName
+	}
+	if fs.Sees(purpose.FieldMaskedNumber) {
+		masked := "****" + a.Last4
+		v.MaskedNumber = &masked
+	}
+	return v
 }
 
 type balanceView struct {
@@ -142,6 +150,7 @@ func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func (h *dataHandler) listAccounts(c *gin.Context) {
 	cons := PrincipalFrom(c).Consent
+	fs := h.fields(cons)
 	// Only the consent's accounts are ever asked for, and only the ones the
 	// consent's customer still owns come back.
 	as, err := h.accounts.ListByIDs(c.Request.Context(), cons.CustomerID, cons.AccountIDs)
@@ -151,13 +160,13 @@ func (h *dataHandler) listAccounts(c *gin.Context) {
 	}
 	out := list[accountView]{Data: make([]accountView, len(as))}
 	for i := range as {
-		out.Data[i] = viewAccount(&as[i])
+		out.Data[i] = viewAccount(&as[i], fs)
 	}
 	c.JSON(http.StatusOK, out)
 }
 
 func (h *dataHandler) getAccount(c *gin.Context) {
-	c.JSON(http.StatusOK, single[accountView]{Data: viewAccount(accountFrom(c))})
+	c.JSON(http.StatusOK, single[accountView]{Data: viewAccount(accountFrom(c), h.fields(PrincipalFrom(c).Consent))})
 }
 
 func (h *dataHandler) getBalances(c *gin.Context) {

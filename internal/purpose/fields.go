@@ -69,6 +69,13 @@ func (f FieldSet) Hidden() []string {
 	return out
 }
 
+// FieldWords says in plain words what a field is, for customers.
+func FieldWords(field string) string { return fieldWords[field] }
+
+// IsTransactionField reports whether field is an optional transaction field
+// (else it is an account field, or not optional).
+func IsTransactionField(field string) bool { return slices.Contains(TransactionFields, field) }
+
 // NotSeenWords says in plain words, one phrase per field, what the app will
 // not see.
 func (f FieldSet) NotSeenWords() []string {
