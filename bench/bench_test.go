@@ -81,6 +81,7 @@ type site struct {
 	bare       string // base URL of the bare gin baseline
 	ingest     *IngestBodies
 	syncCursor string // a sync cursor with syncChanges changes after it
+	syncToken  string // the token of the grant the cursor is bound to
 }
 
 // token is a fresh access token of gen-1's consent (they live five minutes).
@@ -153,7 +154,9 @@ func benchDialect(t *testing.T, cfg Config, rep *Report, d store.Dialect) {
 	m.group(sites,
 		endpoint{name: EpSyncFirst, target: static(func(s *site) vegeta.Target { return data(t, s, syncPath(s)+"count=500") })},
 		endpoint{name: EpSyncIncr, target: static(func(s *site) vegeta.Target {
-			return data(t, s, syncPath(s)+url.Values{"count": {"500"}, "cursor": {s.syncCursor}}.Encode())
+			// A cursor is bound to its grant: the token of the grant that synced.
+			return vegeta.Target{Method: http.MethodGet, URL: syncPath(s) + url.Values{"count": {"500"}, "cursor": {s.syncCursor}}.Encode(),
+				Header: http.Header{"Authorization": {"Bearer " + s.syncToken}, "X-Fapi-Customer-Ip-Address": {customerIP}}}
 		})})
 	// Ingestion last: the rows it adds come after every read measurement.
 	for _, s := range sites {
@@ -530,5 +533,5 @@ func prepareSync(t *testing.T, s *site, rep *Report, db string) {
 	if err != nil {
 		t.Fatalf("number the changes: %v", err)
 	}
-	s.syncCursor = cursor
+	s.syncCursor, s.syncToken = cursor, tok
 }
