@@ -276,23 +276,24 @@ func (s *SQLStore) syncChanges(ctx context.Context, q SyncQuery) (*SyncPage, err
 }
 
 // transactionsByID reads the account's transactions among ids within the
-// history window, by id.
+// history window, by id. The query looks the ids up by primary key and the
+// account and window are checked on the rows read: given the account and a
+// time range, a planner may prefer walking the account's whole history.
 func (s *SQLStore) transactionsByID(ctx context.Context, accountID string, ids []string, from time.Time, hidden TxFields) (map[string]Transaction, error) {
 	out := make(map[string]Transaction, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := []any{accountID, store.Micros(from)}
+	args := make([]any, 0, len(ids))
 	var in strings.Builder
 	for i, id := range ids {
 		if i > 0 {
 			in.WriteString(", ")
 		}
-		in.WriteString("$" + strconv.Itoa(i+3))
+		in.WriteString("$" + strconv.Itoa(i+1))
 		args = append(args, id)
 	}
-	rows, err := s.sql.QueryContext(ctx, "SELECT "+txSelect("", hidden)+` FROM transactions
-		WHERE account_id = $1 AND transacted_at >= $2 AND id IN (`+in.String()+")", args...)
+	rows, err := s.sql.QueryContext(ctx, "SELECT "+txSelect("", hidden)+" FROM transactions WHERE id IN ("+in.String()+")", args...)
 	if err != nil {
 		return nil, fmt.Errorf("accounts.Sync: %w", err)
 	}
@@ -310,6 +311,9 @@ func (s *SQLStore) transactionsByID(ctx context.Context, accountID string, ids [
 		t.TransactedAt = store.FromMicros(at)
 		if booked.Valid {
 			t.BookedAt = store.FromMicrosPtr(&booked.Int64)
+		}
+		if t.AccountID != accountID || t.TransactedAt.Before(from) {
+			continue // another account's id, or before the window
 		}
 		out[t.ID] = t
 	}
