@@ -156,11 +156,22 @@ func (s *SQLStore) Sync(ctx context.Context, q SyncQuery) (*SyncPage, error) {
 	return s.syncChanges(ctx, q)
 }
 
-func (s *SQLStore) syncSnapshot(ctx context.Context, q SyncQuery) (*SyncPage, error) {
-	rows, err := s.sql.QueryContext(ctx, "SELECT "+txSelect("", q.Hidden)+`, created_seq FROM transactions
+// syncSnapshotSQL walks the account's transactions in the order they were
+// added (transactions_account_created_idx), after a position, up to a head.
+func syncSnapshotSQL(hidden TxFields) string {
+	return "SELECT " + txSelect("", hidden) + `, created_seq FROM transactions
 		WHERE account_id = $1 AND created_seq <= $2 AND created_seq >= $3 AND (created_seq > $3 OR id > $4)
 			AND transacted_at >= $5
-		ORDER BY created_seq, id LIMIT $6`,
+		ORDER BY created_seq, id LIMIT $6`
+}
+
+// syncChangesSQL walks the account's change sequence (its primary key).
+const syncChangesSQL = `SELECT seq, transaction_id, kind FROM transaction_changes
+	WHERE account_id = $1 AND seq > $2 AND seq <= $3 AND transacted_at >= $4
+	ORDER BY seq LIMIT $5`
+
+func (s *SQLStore) syncSnapshot(ctx context.Context, q SyncQuery) (*SyncPage, error) {
+	rows, err := s.sql.QueryContext(ctx, syncSnapshotSQL(q.Hidden),
 		q.AccountID, q.Head, q.AfterSeq, q.AfterID, store.Micros(q.From), q.Limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("accounts.Sync: %w", err)
@@ -195,9 +206,7 @@ func (s *SQLStore) syncSnapshot(ctx context.Context, q SyncQuery) (*SyncPage, er
 }
 
 func (s *SQLStore) syncChanges(ctx context.Context, q SyncQuery) (*SyncPage, error) {
-	rows, err := s.sql.QueryContext(ctx, `SELECT seq, transaction_id, kind FROM transaction_changes
-		WHERE account_id = $1 AND seq > $2 AND seq <= $3 AND transacted_at >= $4
-		ORDER BY seq LIMIT $5`, q.AccountID, q.AfterSeq, q.Head, store.Micros(q.From), q.Limit+1)
+	rows, err := s.sql.QueryContext(ctx, syncChangesSQL, q.AccountID, q.AfterSeq, q.Head, store.Micros(q.From), q.Limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("accounts.Sync: %w", err)
 	}
