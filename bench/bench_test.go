@@ -471,9 +471,6 @@ func (m *measurer) record(size int, name string, s Sample) {
 	}
 }
 
-// syncChanges is how many changes the incremental sync reads.
-const syncChanges = 100
-
 // prepareSync times one whole first sync of the measured account (pages of
 // 500, customer present) and notes it in the report; then numbers
 // syncChanges changes to its transactions after that sync's cursor, as a

@@ -36,6 +36,9 @@ const (
 	gatedRatioTarget = 0.5
 )
 
+// syncChanges is how many changes EpSyncIncr reads after its cursor.
+const syncChanges = 100
+
 // endpointOrder is the order of the tables.
 var endpointOrder = []string{EpAccounts, EpBalances, EpTransactions, EpUngated, EpDeep, EpUngatedDeep, EpBare, EpToken,
 	EpOpen, EpUngatedOpen, EpSyncFirst, EpSyncIncr, EpIngest}
