@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -259,7 +260,7 @@ func (s *SQLStore) syncChanges(ctx context.Context, q SyncQuery) (*SyncPage, err
 		return nil, err
 	}
 	// In the order of each transaction's last change in the page.
-	slices.SortStableFunc(order, func(a, b string) int { return int(byID[a].seq - byID[b].seq) })
+	slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(byID[a].seq, byID[b].seq) })
 	for _, id := range order {
 		e := byID[id]
 		switch {
