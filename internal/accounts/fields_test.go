@@ -17,7 +17,7 @@ func TestHiddenFieldsNotSelected(t *testing.T) {
 	hidden := TxDescription | TxMerchantName | TxCardLast4
 	page, _ := txPageSQL(TxQuery{AccountID: "a", From: time.Unix(0, 0), To: time.Now(), Limit: 10, Hidden: hidden})
 	queries := map[string]string{"transactions page": page, "sync snapshot": syncSnapshotSQL(hidden),
-		"sync changes": "SELECT " + txSelect("", hidden) + " FROM transactions WHERE id IN ($1)"}
+		"sync changes": byIDSQL(hidden, "$1")}
 	for name, q := range queries {
 		for _, col := range []string{"description", "merchant_name", "card_last4"} {
 			if strings.Contains(q, col) {

@@ -166,6 +166,12 @@ func syncSnapshotSQL(hidden TxFields) string {
 		ORDER BY created_seq, id LIMIT $6`
 }
 
+// byIDSQL reads transactions by primary key; in is a list of $n
+// placeholders.
+func byIDSQL(hidden TxFields, in string) string {
+	return "SELECT " + txSelect("", hidden) + " FROM transactions WHERE id IN (" + in + ")"
+}
+
 // syncChangesSQL walks the account's change sequence (its primary key).
 const syncChangesSQL = `SELECT seq, transaction_id, kind FROM transaction_changes
 	WHERE account_id = $1 AND seq > $2 AND seq <= $3 AND transacted_at >= $4
@@ -207,22 +213,9 @@ func (s *SQLStore) syncSnapshot(ctx context.Context, q SyncQuery) (*SyncPage, er
 }
 
 func (s *SQLStore) syncChanges(ctx context.Context, q SyncQuery) (*SyncPage, error) {
-	rows, err := s.sql.QueryContext(ctx, syncChangesSQL, q.AccountID, q.AfterSeq, q.Head, store.Micros(q.From), q.Limit+1)
+	changes, err := s.changes(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("accounts.Sync: %w", err)
-	}
-	var changes []Change
-	for rows.Next() {
-		var c Change
-		if err := rows.Scan(&c.Seq, &c.TransactionID, &c.Kind); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("accounts.Sync: %w", err)
-		}
-		changes = append(changes, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("accounts.Sync: %w", err)
+		return nil, err
 	}
 	page := &SyncPage{NextSeq: q.AfterSeq}
 	if len(changes) > q.Limit {
@@ -285,6 +278,28 @@ func (s *SQLStore) syncChanges(ctx context.Context, q SyncQuery) (*SyncPage, err
 	return page, nil
 }
 
+// changes reads up to q.Limit+1 entries of the change sequence after
+// q.AfterSeq, up to q.Head, within the window.
+func (s *SQLStore) changes(ctx context.Context, q SyncQuery) ([]Change, error) {
+	rows, err := s.sql.QueryContext(ctx, syncChangesSQL, q.AccountID, q.AfterSeq, q.Head, store.Micros(q.From), q.Limit+1)
+	if err != nil {
+		return nil, fmt.Errorf("accounts.Sync: %w", err)
+	}
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		var c Change
+		if err := rows.Scan(&c.Seq, &c.TransactionID, &c.Kind); err != nil {
+			return nil, fmt.Errorf("accounts.Sync: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("accounts.Sync: %w", err)
+	}
+	return out, nil
+}
+
 // transactionsByID reads the account's transactions among ids within the
 // history window, by id. The query looks the ids up by primary key and the
 // account and window are checked on the rows read: given the account and a
@@ -303,7 +318,8 @@ func (s *SQLStore) transactionsByID(ctx context.Context, accountID string, ids [
 		in.WriteString("$" + strconv.Itoa(i+1))
 		args = append(args, id)
 	}
-	rows, err := s.sql.QueryContext(ctx, "SELECT "+txSelect("", hidden)+" FROM transactions WHERE id IN ("+in.String()+")", args...)
+	query := byIDSQL(hidden, in.String())
+	rows, err := s.sql.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("accounts.Sync: %w", err)
 	}
