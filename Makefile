@@ -29,7 +29,8 @@ BENCH_INGEST_CONNS ?= 4
 
 ## bench: seed databases of BENCH_SIZES transactions (BENCH_DB), start the real server, take tokens through the
 ## real flow and load the data API, its ungated baselines and the token endpoint (vegeta, closed loop); the
-## transactions page and its baseline again open loop at BENCH_RATE req/s; then ingestion, batches of 5,000 new
+## transactions page and its baseline again open loop at BENCH_RATE req/s; the sync endpoint (a first sync's first
+## page of 500, an incremental sync of 100 changes, a whole first sync timed); then ingestion, batches of 5,000 new
 ## transactions through the provider API on BENCH_INGEST_CONNS connections. Prints the table and writes
 ## docs/benchmarks.md and docs/benchmarks.svg. Then what "no audit, no data" costs: the same reads with the
 ## durable audit write and without, side by side (req/s of each, their ratio, events/s appended and verified).

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"gorm.io/gorm"
 
 	"github.com/consentgate/consentgate/internal/accounts"
 	"github.com/consentgate/consentgate/internal/demo"
@@ -79,6 +80,8 @@ type site struct {
 	ungated    string // base URL of the ungated baseline
 	bare       string // base URL of the bare gin baseline
 	ingest     *IngestBodies
+	syncCursor string // a sync cursor with syncChanges changes after it
+	syncToken  string // the token of the grant the cursor is bound to
 }
 
 // token is a fresh access token of gen-1's consent (they live five minutes).
@@ -141,6 +144,20 @@ func benchDialect(t *testing.T, cfg Config, rep *Report, d store.Dialect) {
 			Body: []byte("grant_type=client_credentials"), Header: http.Header{
 				"Authorization": {"Basic " + basic}, "Content-Type": {"application/x-www-form-urlencoded"}}}
 	})})
+	// Sync (docs/sync.md) on the measured account: the first page of a
+	// first sync of its whole history, and an incremental sync of 100
+	// changes numbered after a cursor; a whole first sync is timed once.
+	for _, s := range sites {
+		prepareSync(t, s, rep, string(d))
+	}
+	syncPath := func(s *site) string { return s.srv.URL + "/v1/accounts/" + measuredAccount + "/transactions/sync?" }
+	m.group(sites,
+		endpoint{name: EpSyncFirst, target: static(func(s *site) vegeta.Target { return data(t, s, syncPath(s)+"count=500") })},
+		endpoint{name: EpSyncIncr, target: static(func(s *site) vegeta.Target {
+			// A cursor is bound to its grant: the token of the grant that synced.
+			return vegeta.Target{Method: http.MethodGet, URL: syncPath(s) + url.Values{"count": {"500"}, "cursor": {s.syncCursor}}.Encode(),
+				Header: http.Header{"Authorization": {"Bearer " + s.syncToken}, "X-Fapi-Customer-Ip-Address": {customerIP}}}
+		})})
 	// Ingestion last: the rows it adds come after every read measurement.
 	for _, s := range sites {
 		s.ingest = prepareIngest(t, s)
@@ -452,4 +469,66 @@ func (m *measurer) record(size int, name string, s Sample) {
 			m.t.Errorf("%s: %d of %d answers were errors", name, s.Errors, s.Errors+len(s.Latencies))
 		}
 	}
+}
+
+// prepareSync times one whole first sync of the measured account (pages of
+// 500, customer present) and notes it in the report; then numbers
+// syncChanges changes to its transactions after that sync's cursor, as a
+// provider batch would (ingest), and keeps the cursor for EpSyncIncr.
+func prepareSync(t *testing.T, s *site, rep *Report, db string) {
+	tok := s.token(t)
+	start := time.Now()
+	cursor, pages, added := "", 0, 0
+	for {
+		q := url.Values{"count": {"500"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		r := s.srv.Get(t, "/v1/accounts/"+measuredAccount+"/transactions/sync?"+q.Encode(), tok, "x-fapi-customer-ip-address", customerIP)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("first sync page %d: %d %s", pages, r.StatusCode, r.Body)
+		}
+		var page struct {
+			Added      []struct{} `json:"added"`
+			NextCursor string     `json:"next_cursor"`
+			HasMore    bool       `json:"has_more"`
+		}
+		r.JSON(t, &page)
+		pages, added, cursor = pages+1, added+len(page.Added), page.NextCursor
+		if !page.HasMore {
+			break
+		}
+	}
+	took := time.Since(start)
+	rep.Notes = append(rep.Notes, fmt.Sprintf("%s %s: a whole first sync of %s (%d transactions, %d pages of 500, one client, sequential) took %s.",
+		db, SizeLabel(s.size), measuredAccount, added, pages, took.Round(time.Millisecond)))
+	fmt.Fprintf(os.Stderr, "bench: %s %s: first sync of %d transactions in %d pages: %s\n", db, SizeLabel(s.size), added, pages, took)
+
+	st := accounts.NewSQLStore(s.srv.DB)
+	txs, _, err := st.Transactions(context.Background(), accounts.TxQuery{AccountID: measuredAccount,
+		From: time.Now().AddDate(-3, 0, 0), To: time.Now(), Limit: syncChanges})
+	if err != nil || len(txs) != syncChanges {
+		t.Fatalf("transactions to change: %d, %v", len(txs), err)
+	}
+	err = s.srv.DB.Tx(context.Background(), func(tx *gorm.DB) error {
+		b := st.Bulk(tx)
+		first, err := b.ReserveChanges(map[string]int{measuredAccount: len(txs)})
+		if err != nil {
+			return err
+		}
+		changes := make([]accounts.Change, len(txs))
+		for i := range txs {
+			txs[i].Description += " (updated)"
+			changes[i] = accounts.Change{AccountID: measuredAccount, Seq: first[measuredAccount] + int64(i),
+				TransactionID: txs[i].ID, Kind: accounts.ChangeModified, TransactedAt: txs[i].TransactedAt}
+		}
+		if err := b.RecordChanges(changes, time.Now()); err != nil {
+			return err
+		}
+		return b.UpsertTransactions(txs)
+	})
+	if err != nil {
+		t.Fatalf("number the changes: %v", err)
+	}
+	s.syncCursor, s.syncToken = cursor, tok
 }

@@ -27,6 +27,8 @@ const (
 	EpOpen           = "transactions_open"         // the transactions page, open loop at BENCH_RATE
 	EpUngatedOpen    = "ungated_transactions_open" // its ungated baseline, open loop at BENCH_RATE
 	EpIngest         = "ingest_transactions"       // POST /v1/provider/transactions, batches of IngestBatch
+	EpSyncFirst      = "sync_first_page"           // GET …/transactions/sync?count=500, no cursor: a first sync's first page
+	EpSyncIncr       = "sync_incremental"          // GET …/transactions/sync?cursor=…: 100 changes since the cursor
 	tokenRateTarget  = 1700.0
 	ingestTarget     = 50_000.0 // transactions/s through the API, on PostgreSQL
 	p99Target        = 20 * time.Millisecond
@@ -34,9 +36,12 @@ const (
 	gatedRatioTarget = 0.5
 )
 
+// syncChanges is how many changes EpSyncIncr reads after its cursor.
+const syncChanges = 100
+
 // endpointOrder is the order of the tables.
 var endpointOrder = []string{EpAccounts, EpBalances, EpTransactions, EpUngated, EpDeep, EpUngatedDeep, EpBare, EpToken,
-	EpOpen, EpUngatedOpen, EpIngest}
+	EpOpen, EpUngatedOpen, EpSyncFirst, EpSyncIncr, EpIngest}
 
 // Measurement is one endpoint under load on one database.
 type Measurement struct {

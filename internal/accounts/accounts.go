@@ -80,6 +80,9 @@ type Transaction struct {
 	MerchantName string
 	MCC          string // ISO 18245 merchant category code
 	CardLast4    string
+	// CreatedSeq is the account's change ordinal the transaction was added
+	// at (docs/sync.md); written on insert only, 0 for bulk-loaded rows.
+	CreatedSeq int64
 }
 
 // TxQuery selects one page of an account's transactions, newest first.
@@ -94,6 +97,9 @@ type TxQuery struct {
 	Limit      int
 	// After continues from the last row of the previous page (keyset).
 	After *TxKey
+	// Hidden are optional fields the caller may not see: never read, left
+	// empty in the result.
+	Hidden TxFields
 }
 
 // TxKey is the keyset position of a transaction in newest-first order.

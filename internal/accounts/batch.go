@@ -271,25 +271,26 @@ func (b *Bulk) UpsertTransactions(txs []Transaction) error {
 	return nil
 }
 
-// upsertTransactionsPG sends the whole batch as eleven array parameters:
+// upsertTransactionsPG sends the whole batch as twelve array parameters:
 // one statement, no per-value parameters to bind.
 func (b *Bulk) upsertTransactionsPG(txs []Transaction) error {
 	n := len(txs)
 	var (
 		ids, accountIDs, statuses, currencies = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		descriptions, merchants, mccs, last4s = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		transacted, amounts                   = make([]int64, n), make([]int64, n)
+		transacted, amounts, created          = make([]int64, n), make([]int64, n), make([]int64, n)
 		booked                                = make([]*int64, n)
 	)
 	for i, t := range txs {
 		ids[i], accountIDs[i], statuses[i], currencies[i] = t.ID, t.AccountID, t.Status, t.Currency
 		descriptions[i], merchants[i], mccs[i], last4s[i] = t.Description, t.MerchantName, t.MCC, t.CardLast4
 		transacted[i], amounts[i], booked[i] = store.Micros(t.TransactedAt), t.Amount, store.MicrosPtr(t.BookedAt)
+		created[i] = t.CreatedSeq
 	}
-	res, err := b.conn.ExecContext(b.ctx, "INSERT INTO transactions ("+txColumns+`)
+	res, err := b.conn.ExecContext(b.ctx, "INSERT INTO transactions ("+txColumns+`, created_seq)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-			$7::text[], $8::text[], $9::text[], $10::text[], $11::text[])`+txUpsertConflict,
-		ids, accountIDs, statuses, transacted, booked, amounts, currencies, descriptions, merchants, mccs, last4s)
+			$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[])`+txUpsertConflict,
+		ids, accountIDs, statuses, transacted, booked, amounts, currencies, descriptions, merchants, mccs, last4s, created)
 	return checkAffected(res, err, n)
 }
 
@@ -299,16 +300,16 @@ func (b *Bulk) upsertTransactionsValues(txs []Transaction) error {
 		chunk := txs[start:min(start+bulkChunkRows, len(txs))]
 		var sql strings.Builder
 		sql.Grow(64 + len(chunk)*40 + len(txUpsertConflict))
-		sql.WriteString("INSERT INTO transactions (" + txColumns + ") VALUES ")
-		args := make([]any, 0, len(chunk)*11)
-		sql.WriteString(store.Placeholders(len(chunk), 11))
+		sql.WriteString("INSERT INTO transactions (" + txColumns + ", created_seq) VALUES ")
+		args := make([]any, 0, len(chunk)*12)
+		sql.WriteString(store.Placeholders(len(chunk), 12))
 		for _, t := range chunk {
 			var booked any
 			if p := store.MicrosPtr(t.BookedAt); p != nil {
 				booked = *p
 			}
 			args = append(args, t.ID, t.AccountID, t.Status, store.Micros(t.TransactedAt), booked,
-				t.Amount, t.Currency, t.Description, t.MerchantName, t.MCC, t.CardLast4)
+				t.Amount, t.Currency, t.Description, t.MerchantName, t.MCC, t.CardLast4, t.CreatedSeq)
 		}
 		sql.WriteString(txUpsertConflict)
 		res, err := b.conn.ExecContext(b.ctx, sql.String(), args...)

@@ -193,7 +193,7 @@ func txPageSQL(q TxQuery) (string, []any) {
 		// SQLite sort the page).
 		account = "(SELECT a.id FROM accounts a WHERE a.id = $1 AND a.customer_id = " + param(q.CustomerID) + ")"
 	}
-	b.WriteString("SELECT " + txColumns + " FROM transactions WHERE account_id = " + account + " AND transacted_at BETWEEN $2 AND $3")
+	b.WriteString("SELECT " + txSelect("", q.Hidden) + " FROM transactions WHERE account_id = " + account + " AND transacted_at BETWEEN $2 AND $3")
 	// The status is written into the statement, never bound: only then can
 	// a planner with a cached (generic) plan use the partial index of
 	// pending transactions. Only the two known statuses are ever written.

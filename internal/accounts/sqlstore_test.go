@@ -41,6 +41,7 @@ func storeSuite(t *testing.T, db *store.DB) {
 	t.Run("TransactionPages", func(t *testing.T) { testTransactionPages(t, db, "pag") })
 	t.Run("TransactionUpserts", func(t *testing.T) { testTransactionUpserts(t, db, "ups") })
 	t.Run("AccountsArePermanent", func(t *testing.T) { testAccountsPermanent(t, db, "perm") })
+	t.Run("HiddenFields", func(t *testing.T) { testHiddenFields(t, db, "hid") })
 }
 
 // Accounts are never deleted and never change id or owner: on PostgreSQL

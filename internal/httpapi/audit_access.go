@@ -15,6 +15,7 @@ import (
 
 	"github.com/consentgate/consentgate/internal/apperr"
 	"github.com/consentgate/consentgate/internal/audit"
+	"github.com/consentgate/consentgate/internal/purpose"
 )
 
 // Reason of an allowed data.access event; refusals carry their error code.
@@ -90,6 +91,11 @@ func (h *dataHandler) accessEvent(c *gin.Context, status int, reason string) aud
 	}
 	if status >= 200 && status < 300 {
 		ev.Outcome = audit.Allowed
+	}
+	if reason == purpose.RefusePurposeProhibited || reason == purpose.RefusePurposeNotConsented {
+		// SPEC §4, §6: a call refused for its purpose is a purpose block, so
+		// one query for type=purpose.blocked finds every one, at PAR or here.
+		ev.Type = audit.PurposeBlocked
 	}
 	if v, ok := c.Get(callerKey); ok {
 		p := v.(*Principal)

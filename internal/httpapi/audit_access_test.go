@@ -88,6 +88,9 @@ func TestDataAccessEvents(t *testing.T) {
 			got := eventOf(t, e, id)
 			want := tt.want
 			want.Type, want.Method, want.Status, want.InteractionID = audit.DataAccess, http.MethodGet, tt.status, id
+			if want.Reason == "purpose_prohibited" || want.Reason == "purpose_not_consented" {
+				want.Type = audit.PurposeBlocked // SPEC §4: refused purposes are purpose blocks
+			}
 			want.Path, _, _ = strings.Cut(tt.path, "?")
 			if want.Scopes == nil {
 				want.Scopes = []string{}

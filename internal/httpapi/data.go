@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -20,9 +21,12 @@ type dataHandler struct {
 	auth     Authenticator
 	audit    audit.Recorder
 	usage    UsageCounter
-	purposes *purpose.Table
-	log      *slog.Logger
-	now      func() time.Time
+	sync     SyncStore
+	// cursorKey authenticates sync cursors (synccursor.go).
+	cursorKey []byte
+	purposes  *purpose.Table
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // RegisterData mounts the data API of SPEC §3 on r:
@@ -31,6 +35,7 @@ type dataHandler struct {
 //	GET /v1/accounts/:account_id                   accounts:read
 //	GET /v1/accounts/:account_id/balances          balances:read
 //	GET /v1/accounts/:account_id/transactions      transactions:read
+//	GET /v1/accounts/:account_id/transactions/sync transactions:read (with Deps.Sync)
 //
 // Every route runs the gate (authenticate, purpose, scope, account) before
 // its handler; the handlers only read and shape data. The audit step goes
@@ -45,7 +50,14 @@ func RegisterData(r gin.IRouter, d Deps) {
 	if d.Usage == nil {
 		panic("httpapi.RegisterData: Deps.Usage is required (SPEC §4 daily limits)")
 	}
-	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, usage: d.Usage, purposes: d.Purposes, log: d.Logger, now: d.Now}
+	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, usage: d.Usage, sync: d.Sync, cursorKey: d.CursorKey,
+		purposes: d.Purposes, log: d.Logger, now: d.Now}
+	if h.cursorKey == nil {
+		h.cursorKey = make([]byte, 32)
+		if _, err := rand.Read(h.cursorKey); err != nil {
+			panic("httpapi.RegisterData: no randomness for the sync cursor key: " + err.Error())
+		}
+	}
 	if h.purposes == nil {
 		h.purposes = purpose.Default()
 	}
@@ -56,31 +68,42 @@ func RegisterData(r gin.IRouter, d Deps) {
 		h.now = time.Now
 	}
 	v1 := r.Group("/v1", h.recordAccess, h.authenticate)
-	v1.GET("/accounts", h.decide(purpose.ScopeAccounts), h.listAccounts)
-	v1.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts), h.loadAccount, h.getAccount)
-	v1.GET("/accounts/:account_id/balances", h.decide(purpose.ScopeBalances), h.loadAccount, h.getBalances)
-	v1.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions), h.consentedAccount, h.listTransactions)
+	v1.GET("/accounts", h.decide(purpose.ScopeAccounts, consent.ResourceAccounts), h.listAccounts)
+	v1.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts, consent.ResourceAccount), h.loadAccount, h.getAccount)
+	v1.GET("/accounts/:account_id/balances", h.decide(purpose.ScopeBalances, consent.ResourceBalances), h.loadAccount, h.getBalances)
+	v1.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions, consent.ResourceTransactions), h.consentedAccount, h.listTransactions)
+	if h.sync != nil {
+		v1.GET("/accounts/:account_id/transactions/sync", h.decide(purpose.ScopeTransactions, consent.ResourceSync), h.consentedAccount, h.listSync)
+	}
 }
 
 // The response shapes of SPEC §3: money as decimal strings in major units,
 // times RFC 3339 in UTC, absent values as null.
 
 type accountView struct {
-	AccountID       string `json:"account_id"`
-	InstitutionID   string `json:"institution_id"`
-	InstitutionName string `json:"institution_name"`
-	Type            string `json:"type"`
-	DisplayName     string `json:"display_name"`
-	MaskedNumber    string `json:"masked_number"`
-	Currency        string `json:"currency"`
-	Status          string `json:"status"`
+	AccountID       string  `json:"account_id"`
+	InstitutionID   string  `json:"institution_id"`
+	InstitutionName string  `json:"institution_name"`
+	Type            string  `json:"type"`
+	DisplayName     *string `json:"display_name"`  // null when the purpose may not see it
+	MaskedNumber    *string `json:"masked_number"` // null when the purpose may not see it
+	Currency        string  `json:"currency"`
+	Status          string  `json:"status"`
 }
 
-func viewAccount(a *accounts.Account) accountView {
-	return accountView{
+func viewAccount(a *accounts.Account, fs purpose.FieldSet) accountView {
+	v := accountView{
 		AccountID: a.ID, InstitutionID: a.InstitutionID, InstitutionName: a.InstitutionName, Type: a.Type,
-		DisplayName: a.DisplayName, MaskedNumber: "****" + a.Last4, Currency: a.Currency, Status: a.Status,
+		Currency: a.Currency, Status: a.Status,
 	}
+	if fs.Sees(purpose.FieldDisplayName) {
+		v.DisplayName = &a.DisplayName
+	}
+	if fs.Sees(purpose.FieldMaskedNumber) {
+		masked := "****" + a.Last4
+		v.MaskedNumber = &masked
+	}
+	return v
 }
 
 type balanceView struct {
@@ -127,6 +150,7 @@ func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func (h *dataHandler) listAccounts(c *gin.Context) {
 	cons := PrincipalFrom(c).Consent
+	fs := h.fields(cons)
 	// Only the consent's accounts are ever asked for, and only the ones the
 	// consent's customer still owns come back.
 	as, err := h.accounts.ListByIDs(c.Request.Context(), cons.CustomerID, cons.AccountIDs)
@@ -136,13 +160,13 @@ func (h *dataHandler) listAccounts(c *gin.Context) {
 	}
 	out := list[accountView]{Data: make([]accountView, len(as))}
 	for i := range as {
-		out.Data[i] = viewAccount(&as[i])
+		out.Data[i] = viewAccount(&as[i], fs)
 	}
 	c.JSON(http.StatusOK, out)
 }
 
 func (h *dataHandler) getAccount(c *gin.Context) {
-	c.JSON(http.StatusOK, single[accountView]{Data: viewAccount(accountFrom(c))})
+	c.JSON(http.StatusOK, single[accountView]{Data: viewAccount(accountFrom(c), h.fields(PrincipalFrom(c).Consent))})
 }
 
 func (h *dataHandler) getBalances(c *gin.Context) {
@@ -176,6 +200,7 @@ func (h *dataHandler) listTransactions(c *gin.Context) {
 		return
 	}
 	q.CustomerID = p.Consent.CustomerID
+	q.Hidden = hiddenTxFields(h.fields(p.Consent))
 	txs, next, err := h.accounts.Transactions(c.Request.Context(), q)
 	if errors.Is(err, accounts.ErrNotFound) {
 		WriteProblem(c, errAccountNotFound)
@@ -193,7 +218,7 @@ func (h *dataHandler) listTransactions(c *gin.Context) {
 		s := encodeCursor(*next, binding)
 		cursor = &s
 	}
-	WriteTransactionPage(c, txs, cursor)
+	writeTransactionPage(c, txs, cursor, q.Hidden)
 }
 
 // history is the consent's history window at now, narrowed by the purpose

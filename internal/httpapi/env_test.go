@@ -137,12 +137,22 @@ type memUsage struct {
 	n  map[string]int
 }
 
-func (m *memUsage) CountUnattended(_ context.Context, id string, now time.Time) (int, error) {
+func (m *memUsage) CountUnattended(_ context.Context, id string, u consent.Usage, now time.Time) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := id + now.UTC().Format("2006-01-02")
+	k := id + now.UTC().Format("2006-01-02") + u.Resource + "/" + u.AccountID
 	m.n[k]++
 	return m.n[k], nil
+}
+
+func (m *memUsage) UncountUnattended(_ context.Context, id string, u consent.Usage, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := id + now.UTC().Format("2006-01-02") + u.Resource + "/" + u.AccountID
+	if m.n[k] > 0 {
+		m.n[k]--
+	}
+	return nil
 }
 
 // testSecret derives the checkpoint key of the auditor API tests.

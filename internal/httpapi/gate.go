@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/consentgate/consentgate/internal/accounts"
 	"github.com/consentgate/consentgate/internal/apperr"
+	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/purpose"
 )
 
@@ -92,13 +94,18 @@ func authenticateToken(c *gin.Context, auth Authenticator) (p *Principal, ok boo
 }
 
 // decide is the gate's purpose-limitation step for an endpoint needing
-// scope: purpose.Decide judges the token's consent, the Data-Purpose header
-// and the scope; only a call that passes is counted against the consent's
-// daily unattended limit (a refused call reads nothing, so it costs
-// nothing), and then judged again with the day's count.
-func (h *dataHandler) decide(scope string) gin.HandlerFunc {
+// scope and reading resource (consent.Resource*; of the path's account, if
+// any): purpose.Decide judges the token's consent, the Data-Purpose header
+// and the scope. An unattended call that passes is counted against the
+// day's limit of its consent, account and resource, and judged again with
+// that count. Only served calls count (SPEC §12, issue 14): a refused call
+// takes its count back at once, a call the rest of the chain does not
+// answer with 2xx (an unknown account, a bad cursor) takes it back after.
+// A sync page that continues a run is not counted (docs/sync.md).
+func (h *dataHandler) decide(scope, resource string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p := PrincipalFrom(c)
+		ctx := c.Request.Context()
 		now := h.now()
 		call := purpose.Call{DataPurpose: c.Request.Header.Values("Data-Purpose"), Scope: scope,
 			TokenScopes: p.Scopes, CustomerPresent: true}
@@ -108,20 +115,49 @@ func (h *dataHandler) decide(scope string) gin.HandlerFunc {
 			return
 		}
 		r := h.purposes.Decide(p.Consent, now, call)
-		if r == nil && !present {
-			n, err := h.usage.CountUnattended(c.Request.Context(), p.Consent.ID, now)
+		var counted *consent.Usage
+		if r == nil && !present && h.counts(c, p.Consent, resource) {
+			u := consent.Usage{Resource: resource, AccountID: c.Param("account_id")}
+			n, err := h.usage.CountUnattended(ctx, p.Consent.ID, u, now)
 			if err != nil {
 				WriteProblem(c, apperr.Wrap(apperr.Unavailable, "The call could not be counted against the consent's daily limit; retry shortly.", err))
 				return
 			}
+			counted = &u
 			call.CustomerPresent, call.UnattendedToday = false, n
 			r = h.purposes.Decide(p.Consent, now, call)
 		}
 		if r != nil {
+			h.uncount(c, p.Consent.ID, counted, now)
 			h.refuse(c, p, scope, r)
 			return
 		}
 		c.Next()
+		if s := c.Writer.Status(); s < 200 || s > 299 {
+			h.uncount(c, p.Consent.ID, counted, now)
+		}
+	}
+}
+
+// counts reports whether an unattended call on resource is counted: not
+// for an account outside the consent (it is refused, reads nothing), nor
+// for a sync page that continues a run.
+func (h *dataHandler) counts(c *gin.Context, cons *consent.Consent, resource string) bool {
+	if id := c.Param("account_id"); id != "" && !cons.HasAccount(id) {
+		return false
+	}
+	return resource != consent.ResourceSync || !h.freeSync(c, cons)
+}
+
+// uncount takes back a counted call that is not served. A failure only
+// costs the app one call of its allowance; it is logged, not answered.
+func (h *dataHandler) uncount(c *gin.Context, consentID string, u *consent.Usage, now time.Time) {
+	if u == nil {
+		return
+	}
+	if err := h.usage.UncountUnattended(context.WithoutCancel(c.Request.Context()), consentID, *u, now); err != nil {
+		h.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "an unserved call could not be taken back from the daily count",
+			slog.String("grant_id", consentID), slog.String("err", err.Error()), slog.String("interaction_id", InteractionID(c)))
 	}
 }
 

@@ -61,10 +61,12 @@ type TokenError struct {
 func (e *TokenError) Error() string { return e.Code + ": " + e.Description }
 
 // UsageCounter counts the calls a consent makes without the customer
-// present, per UTC day, across every node.
+// present, per account, resource and UTC day, across every node.
 type UsageCounter interface {
-	// CountUnattended adds one call and returns the day's count with it.
-	CountUnattended(ctx context.Context, consentID string, now time.Time) (int, error)
+	// CountUnattended adds one call on u and returns the day's count with it.
+	CountUnattended(ctx context.Context, consentID string, u consent.Usage, now time.Time) (int, error)
+	// UncountUnattended takes back a counted call that was not served.
+	UncountUnattended(ctx context.Context, consentID string, u consent.Usage, now time.Time) error
 }
 
 // Deps are what the data API needs.
@@ -75,8 +77,15 @@ type Deps struct {
 	// before its answer is sent (no audit, no data). Required.
 	Audit audit.Recorder
 	// Usage counts unattended calls per consent and day. Required.
-	Usage    UsageCounter
-	Purposes *purpose.Table   // nil: purpose.Default()
-	Logger   *slog.Logger     // refused purposes are logged here as security events; nil: discard
-	Now      func() time.Time // nil: time.Now
+	Usage UsageCounter
+	// Sync reads the accounts' change sequences (GET …/transactions/sync);
+	// nil leaves the route out.
+	Sync SyncStore
+	// CursorKey authenticates sync cursors: the same on every node and
+	// across restarts (derived from the server secret), or cursors break.
+	// nil: a random key, for a single process.
+	CursorKey []byte
+	Purposes  *purpose.Table   // nil: purpose.Default()
+	Logger    *slog.Logger     // refused purposes are logged here as security events; nil: discard
+	Now       func() time.Time // nil: time.Now
 }

@@ -36,8 +36,14 @@ var pageBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); retu
 // next_cursor null when nextCursor is nil. It writes what c.JSON would have
 // written for the same page, headers included.
 func WriteTransactionPage(c *gin.Context, txs []accounts.Transaction, nextCursor *string) {
+	writeTransactionPage(c, txs, nextCursor, 0)
+}
+
+// writeTransactionPage is WriteTransactionPage with the hidden fields of
+// the caller's purpose served as null.
+func writeTransactionPage(c *gin.Context, txs []accounts.Transaction, nextCursor *string, hidden accounts.TxFields) {
 	bp := pageBuffers.Get().(*[]byte)
-	buf := AppendTransactionPage((*bp)[:0], txs, nextCursor)
+	buf := appendTransactionPage((*bp)[:0], txs, nextCursor, hidden)
 	// As gin's render.JSON does: the status is set first (gin sends it with
 	// the first byte), and a Content-Type set earlier is kept.
 	c.Status(http.StatusOK)
@@ -62,12 +68,16 @@ func WriteTransactionPage(c *gin.Context, txs []accounts.Transaction, nextCursor
 // strings in major units, booked_at only for a booked transaction, and
 // null for an absent merchant, merchant category code or card.
 func AppendTransactionPage(dst []byte, txs []accounts.Transaction, nextCursor *string) []byte {
+	return appendTransactionPage(dst, txs, nextCursor, 0)
+}
+
+func appendTransactionPage(dst []byte, txs []accounts.Transaction, nextCursor *string, hidden accounts.TxFields) []byte {
 	dst = append(dst, `{"data":[`...)
 	for i := range txs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendTransaction(dst, &txs[i])
+		dst = appendTransactionShaped(dst, &txs[i], hidden)
 	}
 	dst = append(dst, `],"next_cursor":`...)
 	if nextCursor == nil {
@@ -78,9 +88,10 @@ func AppendTransactionPage(dst []byte, txs []accounts.Transaction, nextCursor *s
 	return append(dst, '}')
 }
 
-// appendTransaction appends one transaction, its fields in the order of
-// transactionView's.
-func appendTransaction(dst []byte, t *accounts.Transaction) []byte {
+// appendTransactionShaped appends one transaction, its fields in the order
+// of transactionView's, with the hidden fields null (SPEC §12: the fields
+// its purpose may not see, which were never read).
+func appendTransactionShaped(dst []byte, t *accounts.Transaction, hidden accounts.TxFields) []byte {
 	dst = append(dst, `{"transaction_id":`...)
 	dst = appendJSONString(dst, t.ID)
 	dst = append(dst, `,"account_id":`...)
@@ -101,7 +112,11 @@ func appendTransaction(dst []byte, t *accounts.Transaction) []byte {
 	dst = append(dst, `","currency":`...)
 	dst = appendJSONString(dst, t.Currency)
 	dst = append(dst, `,"description":`...)
-	dst = appendJSONString(dst, t.Description)
+	if hidden.Has(accounts.TxDescription) {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONString(dst, t.Description)
+	}
 	dst = append(dst, `,"merchant_name":`...)
 	dst = appendStringOrNull(dst, t.MerchantName)
 	dst = append(dst, `,"merchant_category_code":`...)

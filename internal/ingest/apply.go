@@ -361,6 +361,9 @@ func (a *applier) transactionRecords() error {
 	if !a.errs.empty() {
 		return nil
 	}
+	if err := a.sequence(write, remove, existing); err != nil {
+		return err
+	}
 	if err := a.bulk.UpsertTransactions(write); err != nil {
 		return err
 	}

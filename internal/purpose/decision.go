@@ -34,8 +34,9 @@ type Call struct {
 	// CustomerPresent is true when the customer is using the app now
 	// (x-fapi-customer-ip-address); such calls are not counted.
 	CustomerPresent bool
-	// UnattendedToday counts the consent's unattended calls this UTC day,
-	// this one included (0 when the customer is present).
+	// UnattendedToday counts the consent's unattended calls on this
+	// resource of this account this UTC day, this one included (0 when the
+	// customer is present).
 	UnattendedToday int
 }
 
@@ -73,7 +74,7 @@ func (t *Table) Decide(c *consent.Consent, now time.Time, call Call) *Refusal {
 	if !call.CustomerPresent && call.UnattendedToday > policy.UnattendedPerDay {
 		next := now.UTC().Truncate(Day).Add(Day)
 		return &Refusal{Code: RefuseAccessExceeded, RetryAfter: next.Sub(now),
-			Msg: "This consent allows " + strconv.Itoa(policy.UnattendedPerDay) + " calls a day without the customer present " +
+			Msg: "This consent allows " + strconv.Itoa(policy.UnattendedPerDay) + " calls a day to this resource of this account without the customer present " +
 				"(send x-fapi-customer-ip-address when the customer is using the app). Try again after " +
 				next.Format(time.RFC3339) + "."}
 	}

@@ -62,8 +62,13 @@ type Policy struct {
 	MaxHistoryDays int `json:"max_history_days"`
 	// MaxDurationDays caps how long a consent may last.
 	MaxDurationDays int `json:"max_duration_days"`
-	// UnattendedPerDay caps calls without the customer present, per consent per day.
+	// UnattendedPerDay caps calls without the customer present, per
+	// consent, account and resource per day (SPEC §12).
 	UnattendedPerDay int `json:"unattended_per_day"`
+	// TransactionFields and AccountFields list the optional fields the
+	// purpose may see (fields.go); nil means the SPEC §12 defaults.
+	TransactionFields []string `json:"transaction_fields,omitempty"`
+	AccountFields     []string `json:"account_fields,omitempty"`
 }
 
 // MaxDuration is the policy's consent duration cap.
@@ -159,6 +164,9 @@ func NewTable(policies []Policy) (*Table, error) {
 		}
 		if p.UnattendedPerDay < 0 {
 			return nil, fmt.Errorf("purpose policy: %q: unattended_per_day must not be negative", p.Code)
+		}
+		if err := checkFields(p); err != nil {
+			return nil, err
 		}
 		t.byCode[p.Code] = p
 		t.codes = append(t.codes, p.Code)

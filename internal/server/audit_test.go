@@ -96,7 +96,7 @@ func TestAuditTrail(t *testing.T) {
 				types = append(types, ev.Type+"/"+ev.Outcome)
 			}
 			want := []string{"consent.requested/allowed", "consent.authorized/allowed", "token.issued/allowed",
-				"data.access/allowed", "data.access/allowed", "data.access/denied", "data.access/denied", "data.access/denied",
+				"data.access/allowed", "data.access/allowed", "purpose.blocked/denied", "data.access/denied", "data.access/denied",
 				"token.refreshed/allowed", "consent.revoked/allowed", "token.revoked/allowed"}
 			if !slices.Equal(types, want) {
 				t.Errorf("the grant's events:\n got %v\nwant %v", types, want)
@@ -117,7 +117,11 @@ func TestAuditTrail(t *testing.T) {
 				if c.status == 200 {
 					outcome = "allowed"
 				}
-				if ev.Type != "data.access" || ev.Outcome != outcome || ev.Reason != c.reason || ev.Status != c.status ||
+				wantType := "data.access"
+				if c.reason == "purpose_prohibited" {
+					wantType = "purpose.blocked" // SPEC §4: one query finds every refused purpose
+				}
+				if ev.Type != wantType || ev.Outcome != outcome || ev.Reason != c.reason || ev.Status != c.status ||
 					ev.Method != "GET" || ev.Path != path || ev.Purpose != c.purpose {
 					t.Errorf("%s: %+v", c.id, ev)
 				}
@@ -130,9 +134,19 @@ func TestAuditTrail(t *testing.T) {
 				}
 			}
 
+			// The refused data call and the refused PAR, both found by one query.
 			pb := listAudit(t, s, auditor, url.Values{"type": {"purpose.blocked"}})
-			if len(pb) != 1 || pb[0].Outcome != "denied" || pb[0].ClientID != fr.ClientID || pb[0].Purpose != "advertising" {
-				t.Errorf("purpose.blocked: %+v", pb)
+			onData := 0
+			for _, ev := range pb {
+				if ev.Outcome != "denied" || ev.Reason != "purpose_prohibited" || ev.ClientID != fr.ClientID || ev.Purpose != "advertising" {
+					t.Errorf("purpose.blocked: %+v", ev)
+				}
+				if strings.HasPrefix(ev.Path, "/v1/") {
+					onData++
+				}
+			}
+			if len(pb) != 2 || onData != 1 {
+				t.Errorf("purpose.blocked: want the PAR and the data call, got %+v", pb)
 			}
 			rej := listAudit(t, s, auditor, url.Values{"type": {"consent.rejected"}})
 			if len(rej) != 1 || rej[0].Outcome != "denied" || rej[0].CustomerID != customer {

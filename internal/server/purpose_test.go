@@ -85,11 +85,13 @@ func TestPurposeRefusals(t *testing.T) {
 			seen[e.Type+" "+e.Reason]++
 		}
 		for want, n := range map[string]int{
-			"purpose.blocked purpose_prohibited":  1,
-			"data.access purpose_prohibited":      2,
-			"data.access purpose_not_consented":   3,
-			"data.access history_window_exceeded": 1,
-			"data.access access_exceeded":         1,
+			// PAR (1) and data calls (2): SPEC §4 audits both as purpose.blocked.
+			"purpose.blocked purpose_prohibited":    3,
+			"purpose.blocked purpose_not_consented": 3,
+			"data.access purpose_prohibited":        0,
+			"data.access purpose_not_consented":     0,
+			"data.access history_window_exceeded":   1,
+			"data.access access_exceeded":           1,
 		} {
 			if seen[want] != n {
 				t.Errorf("audit log has %d × %q, want %d (all: %v)", seen[want], want, n, seen)

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 
@@ -45,4 +47,13 @@ func StoredSecret(ctx context.Context, db *store.DB) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	return []byte(v[0]), true, nil
+}
+
+// syncCursorKey is the key of the data API's sync cursors, derived from the
+// server secret: every node, and every restart, accepts the cursors of the
+// others.
+func syncCursorKey(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("consentgate/httpapi/sync-cursor"))
+	return m.Sum(nil)
 }

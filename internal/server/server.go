@@ -185,6 +185,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 		Usage:  consent.NewSQLStore(s.db),
 		Logger: s.log, Now: s.now,
+		Sync: accountStore, CursorKey: syncCursorKey(secret),
 	})
 	httpapi.RegisterUserinfo(r, httpapi.UserinfoDeps{
 		Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Claims: customerClaims{ident}, Subjects: pairwise,

@@ -49,10 +49,13 @@ type consentView struct {
 	PurposeDescription string
 	Data               []string
 	HistoryDays        int // 0: not shown (no transactions scope)
-	Until              string
-	Accounts           []accountOption
-	AccountsError      string
-	Aggregator         bool // the app passes the data on to other apps
+	// NotSeen says in plain words what the purpose keeps from the app of
+	// the data it asks for (SPEC §12).
+	NotSeen       []string
+	Until         string
+	Accounts      []accountOption
+	AccountsError string
+	Aggregator    bool // the app passes the data on to other apps
 }
 
 type accountOption struct {
@@ -69,6 +72,12 @@ func (h *Handler) consentView(p *Pending, accts []accounts.Account, checked map[
 	}
 	if pol, ok := h.d.Purposes.Lookup(p.Purpose); ok {
 		v.PurposeLabel, v.PurposeDescription = pol.Label, pol.Description
+		for _, f := range pol.Fields().Hidden() {
+			if purpose.IsTransactionField(f) && !slices.Contains(p.Scopes, purpose.ScopeTransactions) {
+				continue // not asked for anyway
+			}
+			v.NotSeen = append(v.NotSeen, purpose.FieldWords(f))
+		}
 	} else {
 		// The authorization server only accepts known purposes; show the
 		// code rather than hide what was asked.

@@ -60,6 +60,9 @@ func TestConsentScreenSaysWhatIsAsked(t *testing.T) {
 	if strings.Contains(body, "acc_bob_checking") {
 		t.Error("consent page offers another customer's account")
 	}
+	if strings.Contains(body, `id="not-seen"`) {
+		t.Error("a budgeting consent sees every field, yet the page lists fields it will not see")
+	}
 
 	// No transactions scope: no history line.
 	_, body = b.get("/consent?challenge=ch-verify")

@@ -254,7 +254,7 @@ func (s *Store) insert(ctx context.Context, now time.Time, event string, g grant
 	}
 	res := s.db.WithContext(ctx).Exec(`INSERT INTO webhook_deliveries (id, client_id, grant_id, event, term_expires_at, body,
 			attempts, next_attempt_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (grant_id, event, term_expires_at) DO NOTHING`,
+		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (grant_id, event, term_expires_at, account_id) DO NOTHING`,
 		id, g.ClientID, g.ID, event, term, string(b), store.Micros(now), store.Micros(now))
 	if res.Error != nil {
 		return false, fmt.Errorf("webhook: enqueue: %w", res.Error)

@@ -1,6 +1,8 @@
 // Package webhook tells apps about their grants by signed HTTP callbacks:
-// consent.revoked when a grant ends early (whoever ended it) and
-// consent.expiring some days before it runs out (docs/webhooks.md).
+// consent.revoked when a grant ends early (whoever ended it),
+// consent.expiring some days before it runs out (docs/webhooks.md), and
+// transactions.sync_available when an account of a grant has new changes
+// (docs/sync.md).
 //
 // Deliveries go through an outbox in the database: each round scans the
 // consents for events owed, records one delivery per grant, event and term
@@ -195,9 +197,21 @@ func (d *Dispatcher) RunOnce(ctx context.Context) (Round, error) {
 // attempt sends dl once and records the outcome. The error is for failures
 // to record; a receiver's failure is a false result.
 func (d *Dispatcher) attempt(ctx context.Context, dl Delivery) (bool, error) {
+	log := d.opts.Logger.With("delivery_id", dl.ID, "event", dl.Event, "client_id", dl.ClientID, "grant_id", dl.GrantID)
+	if dl.Event == EventSyncAvailable {
+		// Nothing is announced for a grant that ended after the notice was
+		// scheduled: its app may no longer sync.
+		active, err := d.store.grantActive(ctx, dl.GrantID, d.opts.Now().UTC())
+		if err != nil {
+			return false, err
+		}
+		if !active {
+			log.InfoContext(ctx, "webhook dropped: the grant is no longer active")
+			return false, d.store.record(ctx, dl.ID, d.opts.Now().UTC(), false, 0, "the grant is no longer active", nil)
+		}
+	}
 	status, sendErr := d.send(ctx, dl)
 	now := d.opts.Now().UTC()
-	log := d.opts.Logger.With("delivery_id", dl.ID, "event", dl.Event, "client_id", dl.ClientID, "grant_id", dl.GrantID)
 	if sendErr == nil {
 		log.InfoContext(ctx, "webhook delivered", "status", status, "attempt", dl.Attempts+1)
 		return true, d.store.record(ctx, dl.ID, now, true, status, "", nil)
