@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 
+	"gorm.io/gorm"
+
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/ingest"
 	"github.com/consentgate/consentgate/internal/oauth"
@@ -67,14 +69,21 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return err
 	}
 	defer tools.Close()
-	clientID, secret, err := tools.Provider.CreateClient(ctx, spec)
+	// The client and its institution are registered together or not at
+	// all: a typo in --institution must not leave the client id taken.
+	var then func(tx *gorm.DB, clientID string) error
+	if *institution != "" {
+		svc := ingest.NewService(tools.DB, nil)
+		then = func(tx *gorm.DB, clientID string) error {
+			if err := svc.RegisterClientTx(tx, clientID, *institution); err != nil {
+				return fmt.Errorf("--institution: %w (nothing was registered)", err)
+			}
+			return nil
+		}
+	}
+	clientID, secret, err := tools.Provider.CreateClientWith(ctx, spec, then)
 	if err != nil {
 		return err
-	}
-	if *institution != "" {
-		if err := ingest.NewService(tools.DB, nil).RegisterClient(ctx, clientID, *institution); err != nil {
-			return err
-		}
 	}
 	out := map[string]string{"client_id": clientID}
 	if secret != "" {
