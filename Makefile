@@ -5,9 +5,11 @@ BIN     ?= bin/consentgate
 
 .PHONY: run test test-sqlite build lint vet fmt bench clean fuzz chaos soak gosec
 
-## run: serve the demo on embedded SQLite (consentgate.db here) at http://localhost:8080
+## run: serve the demo on embedded SQLite (consentgate.db here) at http://localhost:8080; ADDR=:9090 serves it on
+## another port (the issuer, and every URL the server advertises, follow the port)
+ADDR ?= :8080
 run:
-	$(GO) run ./cmd/consentgate serve --demo
+	$(GO) run ./cmd/consentgate serve --demo --addr $(ADDR)
 
 ## test: gosec, then the whole suite on SQLite and on a throwaway PostgreSQL cluster
 test: gosec

@@ -34,7 +34,9 @@ const MinSecretLen = 32
 const (
 	DefaultAddr     = ":8080"
 	DefaultDatabase = "sqlite:consentgate.db"
-	DefaultIssuer   = "http://localhost:8080"
+	// DefaultIssuer is the issuer of a server on DefaultAddr; another
+	// --addr changes it (IssuerForAddr).
+	DefaultIssuer = "http://localhost:8080"
 )
 
 // RegisterDBFlag adds the shared database flag to fs and returns a function
@@ -49,7 +51,7 @@ func ParseServe(args []string) (*Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", "", "listen address (env CONSENTGATE_ADDR, default :8080)")
 	dbURL := RegisterDBFlag(fs)
-	issuer := fs.String("issuer", "", "issuer URL (env CONSENTGATE_ISSUER, default http://localhost:8080)")
+	issuer := fs.String("issuer", "", "issuer URL (env CONSENTGATE_ISSUER, default http://localhost:PORT, the port of --addr)")
 	demo := fs.Bool("demo", false, "seed the demo fixtures and generate a secret if none is set")
 	policy := fs.String("purpose-policy", "", "JSON file replacing the built-in purpose policy (env CONSENTGATE_PURPOSE_POLICY)")
 	if err := fs.Parse(args); err != nil {
@@ -58,10 +60,11 @@ func ParseServe(args []string) (*Config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	listen := firstNonEmpty(*addr, os.Getenv("CONSENTGATE_ADDR"), DefaultAddr)
 	c := &Config{
-		Addr:              firstNonEmpty(*addr, os.Getenv("CONSENTGATE_ADDR"), DefaultAddr),
+		Addr:              listen,
 		DatabaseURL:       dbURL(),
-		Issuer:            strings.TrimRight(firstNonEmpty(*issuer, os.Getenv("CONSENTGATE_ISSUER"), DefaultIssuer), "/"),
+		Issuer:            strings.TrimRight(firstNonEmpty(*issuer, os.Getenv("CONSENTGATE_ISSUER"), IssuerForAddr(listen)), "/"),
 		Demo:              *demo,
 		PurposePolicyFile: firstNonEmpty(*policy, os.Getenv("CONSENTGATE_PURPOSE_POLICY")),
 		ShutdownTimeout:   15 * time.Second,
@@ -88,6 +91,24 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("issuer %q must use https (plain http is only allowed on loopback or with --demo)", c.Issuer)
 	}
 	return nil
+}
+
+// IssuerForAddr is the default issuer of a server listening on addr: plain
+// http on this machine, at the port it listens on (":18082" →
+// http://localhost:18082), so that the URLs the server advertises reach
+// it. A loopback host is kept ("127.0.0.1:9090" → http://127.0.0.1:9090);
+// any other (":8080", "0.0.0.0:8080", "10.0.0.5:8080") becomes localhost: a
+// server reached from elsewhere needs its public https --issuer anyway.
+// An addr that is not host:port gives DefaultIssuer.
+func IssuerForAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return DefaultIssuer
+	}
+	if !IsLoopback(host) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // IsLoopback reports whether host names this machine.
