@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,9 +27,17 @@ func (m *multi) Set(v string) error {
 	return nil
 }
 
+const clientUsage = "consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]… " +
+	"[--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop] [--id ID] [--institution ID] [--db URL]"
+
 func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: consentgate client create --name N --redirect-uri U… --scope S… --purpose P…")
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		return printHelp(stdout, "usage: "+clientUsage+"\n(consentgate client create --help lists the flags)")
+	case len(args) == 0:
+		return usagef("which client command?\nusage: %s", clientUsage)
+	case args[0] != "create":
+		return usagef("unknown client command %q\nusage: %s", args[0], clientUsage)
 	}
 	fs := flag.NewFlagSet("client create", flag.ContinueOnError)
 	dbURL := config.RegisterDBFlag(fs)
@@ -46,11 +53,14 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	jwksURI := fs.String("jwks-uri", "", "https URL of the client's JWKS (private_key_jwt), instead of --jwks-file")
 	institution := fs.String("institution", "", "institution a provider:write client feeds (data providers)")
 	dpop := fs.Bool("dpop", false, "require DPoP sender-constrained tokens")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout, clientUsage); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (repeat a flag for several values: --scope a --scope b, or quote them: --scope \"a b\")", fs.Arg(0))
+	}
 	if *name == "" {
-		return errors.New("--name is required")
+		return usagef("--name is required\nusage: %s", clientUsage)
 	}
 	spec := oauth.ClientSpec{ID: *id, Name: *name, RedirectURIs: redirects, Scopes: scopes, Purposes: purposes,
 		GrantTypes: grants, AuthMethod: *authMethod, DPoP: *dpop, JWKSURI: *jwksURI}

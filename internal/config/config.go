@@ -54,7 +54,12 @@ func ParseServe(args []string) (*Config, error) {
 	issuer := fs.String("issuer", "", "issuer URL (env CONSENTGATE_ISSUER, default http://localhost:PORT, the port of --addr)")
 	demo := fs.Bool("demo", false, "seed the demo fixtures and generate a secret if none is set")
 	policy := fs.String("purpose-policy", "", "JSON file replacing the built-in purpose policy (env CONSENTGATE_PURPOSE_POLICY)")
-	if err := fs.Parse(args); err != nil {
+	var help strings.Builder
+	fs.SetOutput(&help)
+	fs.Usage = fs.PrintDefaults
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil, &HelpError{Text: help.String()}
+	} else if err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -74,6 +79,15 @@ func ParseServe(args []string) (*Config, error) {
 	}
 	return c, c.Validate()
 }
+
+// HelpError is ParseServe's answer to -h or --help: Text lists the flags.
+// It wraps flag.ErrHelp.
+type HelpError struct{ Text string }
+
+func (e *HelpError) Error() string { return flag.ErrHelp.Error() }
+
+// Unwrap returns flag.ErrHelp.
+func (e *HelpError) Unwrap() error { return flag.ErrHelp }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
