@@ -255,4 +255,3 @@ func TestAuditQueryCommand(t *testing.T) {
 		})
 	}
 }
-
