@@ -307,7 +307,7 @@ func TestAuditCheckpoints(t *testing.T) {
 
 			var jwks jose.JSONWebKeySet
 			s.Get(t, "/jwks", "").JSON(t, &jwks)
-			sig, err := jose.ParseSigned(cp.JWS, []jose.SignatureAlgorithm{jose.EdDSA})
+			sig, err := jose.ParseSignedCompact(cp.JWS, []jose.SignatureAlgorithm{jose.EdDSA})
 			if err != nil {
 				t.Fatal(err)
 			}
