@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,5 +65,44 @@ func TestReadmeJWKSCommand(t *testing.T) {
 		"--jwks-file", filepath.Join(dir, "app-public-jwks.json"), "--dpop")
 	if code != 0 || !strings.Contains(out, `"client_id"`) || strings.Contains(out, "client_secret") {
 		t.Errorf("client create with the README's JWKS: exit %d %s %s", code, out, errb)
+	}
+}
+
+// toolDirective matches go.mod's tool directives, single or in a block.
+var toolDirective = regexp.MustCompile(`(?m)^tool (\(\n(\t.*\n)*\)|.*$)`)
+
+// TestLintersArePinnedTools (issue 14 item 13): gosec and golangci-lint are
+// Go tool dependencies (go.mod's tool block, pinned by go.sum) that the
+// Makefile runs with `go tool`, so make test and make lint work on a fresh
+// machine without installing anything or fetching an unpinned @version.
+func TestLintersArePinnedTools(t *testing.T) {
+	gomod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gosum, err := os.ReadFile(filepath.Join("..", "..", "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ module, pkg, tool string }{
+		{"github.com/securego/gosec/v2", "github.com/securego/gosec/v2/cmd/gosec", "gosec"},
+		{"github.com/golangci/golangci-lint/v2", "github.com/golangci/golangci-lint/v2/cmd/golangci-lint", "golangci-lint"},
+	} {
+		if !toolDirective.MatchString(string(gomod)) || !slices.Contains(strings.Fields(toolDirective.FindString(string(gomod))), c.pkg) {
+			t.Errorf("go.mod has no tool directive for %s", c.pkg)
+		}
+		if !strings.Contains(string(gosum), c.module+" ") {
+			t.Errorf("go.sum does not pin %s", c.module)
+		}
+		if !strings.Contains(string(makefile), "$(GO) tool "+c.tool+" ") {
+			t.Errorf("the Makefile does not run %s with go tool", c.tool)
+		}
+	}
+	if strings.Contains(string(makefile), "go install") || strings.Contains(string(makefile), "gosec@") {
+		t.Error("the Makefile still installs or fetches a linter by version")
 	}
 }
