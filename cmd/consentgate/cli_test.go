@@ -25,6 +25,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // binary builds the consentgate binary once for the tests that run it as a
 // user would: exit statuses and the build information are the binary's.
 func binary(t *testing.T) string {
