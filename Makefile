@@ -5,9 +5,11 @@ BIN     ?= bin/consentgate
 
 .PHONY: run test test-sqlite build lint vet fmt bench clean fuzz chaos soak gosec
 
-## run: serve the demo on embedded SQLite (consentgate.db here) at http://localhost:8080
+## run: serve the demo on embedded SQLite (consentgate.db here) at http://localhost:8080; ADDR=:9090 serves it on
+## another port (the issuer, and every URL the server advertises, follow the port)
+ADDR ?= :8080
 run:
-	$(GO) run ./cmd/consentgate serve --demo
+	$(GO) run ./cmd/consentgate serve --demo --addr $(ADDR)
 
 ## test: gosec, then the whole suite on SQLite and on a throwaway PostgreSQL cluster
 test: gosec
@@ -62,19 +64,19 @@ SOAK_DB       ?= sqlite
 soak:
 	SOAK_DURATION=$(SOAK_DURATION) SOAK_DB=$(SOAK_DB) ./scripts/with-postgres $(GO) test -tags soak -run '^TestSoak$$' -count=1 -v -timeout 0 ./internal/server/
 
-## gosec: the security linter over ./...; every exclusion is a `#nosec Gxxx -- why` at its line
-GOSEC_VERSION ?= v2.30.0
+## gosec: the security linter over ./...; every exclusion is a `#nosec Gxxx -- why` at its line. gosec is a Go tool
+## dependency (the tool block of go.mod, pinned by go.sum): `go tool` builds it from the module cache
 gosec:
-	$(GO) run github.com/securego/gosec/v2/cmd/gosec@$(GOSEC_VERSION) -quiet ./...
+	$(GO) tool gosec -quiet ./...
 
 ## build: the consentgate binary in bin/
 build:
 	$(GO) build -o $(BIN) ./cmd/consentgate
 
-## lint: gofmt, go vet and golangci-lint (.golangci.yml)
+## lint: gofmt, go vet and golangci-lint (.golangci.yml); golangci-lint is a Go tool dependency like gosec, so
+## nothing needs installing first
 lint: fmt vet
-	@if command -v golangci-lint >/dev/null 2>&1; then golangci-lint run; \
-	else echo "golangci-lint not installed: go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest"; exit 1; fi
+	$(GO) tool golangci-lint run ./...
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

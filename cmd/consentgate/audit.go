@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/config"
@@ -19,11 +16,13 @@ import (
 	"github.com/consentgate/consentgate/internal/store"
 )
 
-const auditUsage = "usage: consentgate audit verify [--db URL] [--json] | consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [filters] | " + witnessUsage + " | " + reportUsage + " | " + archiveUsage
+const auditUsage = "usage: consentgate audit verify [--db URL] [--json] | consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [filters]" +
+	" | consentgate audit query [--db URL] [--format table|json] [--limit N] [--cursor C] [filters]" +
+	" | " + witnessUsage + " | " + reportUsage + " | " + archiveUsage
 
 func runAudit(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	if len(args) == 0 {
-		return errors.New(auditUsage)
+		return usagef("which audit command?\n%s", auditUsage)
 	}
 	switch args[0] {
 	case "verify":
@@ -36,8 +35,13 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 		return auditReport(ctx, args[1:], stdout)
 	case "archive":
 		return auditArchive(ctx, args[1:], stdout, log)
+	case "query":
+		return auditQuery(ctx, args[1:], stdout)
 	}
-	return errors.New(auditUsage)
+	if isHelp(args[0]) {
+		return printHelp(stdout, auditUsage+"\n(consentgate audit COMMAND --help lists its flags)")
+	}
+	return usagef("unknown audit command %q\n%s", args[0], auditUsage)
 }
 
 // auditVerify prints the verdict on the whole chain and its checkpoints and
@@ -48,11 +52,11 @@ func auditVerify(ctx context.Context, args []string, stdout io.Writer, log *slog
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	dbURL := config.RegisterDBFlag(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON (the body of GET /v1/audit/verify)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, "consentgate audit verify [--db URL] [--json]"); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	tools, err := server.OpenTools(ctx, dbURL(), server.ToolsOptions{}, log)
 	if err != nil {
@@ -91,27 +95,12 @@ func auditExport(ctx context.Context, args []string, stdout io.Writer) error {
 	dbURL := config.RegisterDBFlag(fs)
 	format := fs.String("format", audit.FormatNDJSON, "ndjson or csv")
 	out := fs.String("out", "", "file to write (default: standard output)")
-	filters := url.Values{}
-	for _, p := range []struct{ param, help string }{
-		{"customer_id", "only this customer's events"},
-		{"client_id", "only this client's events"},
-		{"grant_id", "only this grant's events"},
-		{"type", "only events of this type, e.g. data.access"},
-		{"outcome", "only allowed or only denied events"},
-		{"since", "only events at or after this RFC 3339 time"},
-		{"until", "only events before this RFC 3339 time"},
-	} {
-		// The flags are the API's query parameters, spelled customer-id etc.
-		fs.Func(strings.ReplaceAll(p.param, "_", "-"), p.help, func(v string) error {
-			filters.Add(p.param, v)
-			return nil
-		})
-	}
-	if err := fs.Parse(args); err != nil {
+	filters := auditFilterFlags(fs)
+	if err := parseFlags(fs, args, stdout, "consentgate audit export [--db URL] [--format ndjson|csv] [--out FILE] [filters]"); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	f, err := audit.ParseFilter(filters)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/consentgate/consentgate/internal/server"
 )
 
-const archiveUsage = "usage: consentgate audit archive [--db URL] --before DATE --out FILE [--issuer URL]"
+const archiveUsage = "consentgate audit archive [--db URL] --before DATE --out FILE [--issuer URL]"
 
 // auditArchive exports the whole monthly partitions that end by --before,
 // verified, with the proof that they are a prefix of a signed tree, to
@@ -30,11 +30,11 @@ func auditArchive(ctx context.Context, args []string, stdout io.Writer, log *slo
 	before := fs.String("before", "", "archive the months that end by this date (YYYY-MM-DD or RFC 3339); the current month never")
 	out := fs.String("out", "", "the archive file to write (NDJSON: a header line, then the events)")
 	issuer := fs.String("issuer", os.Getenv("CONSENTGATE_ISSUER"), "the server's issuer URL (names the log in the tree head signed for the archive)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, archiveUsage); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 || *before == "" || *out == "" {
-		return errors.New(archiveUsage)
+		return usagef("usage: %s", archiveUsage)
 	}
 	until, err := time.Parse(time.DateOnly, *before)
 	if err != nil {

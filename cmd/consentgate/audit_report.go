@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +15,7 @@ import (
 	"github.com/consentgate/consentgate/internal/store"
 )
 
-const reportUsage = "usage: consentgate audit report [--db URL] --since T --until T --out FILE.html"
+const reportUsage = "consentgate audit report [--db URL] --since T --until T --out FILE.html"
 
 // auditReport writes the auditor's HTML report of [since, until): one
 // self-contained file with SVG charts, its figures recomputable from an
@@ -27,11 +26,11 @@ func auditReport(ctx context.Context, args []string, stdout io.Writer) error {
 	since := fs.String("since", "", "first occurred_at covered, RFC 3339 (inclusive), e.g. 2026-11-01T00:00:00Z")
 	until := fs.String("until", "", "end of the range, RFC 3339 (exclusive)")
 	out := fs.String("out", "", "the HTML file to write")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, reportUsage); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 || *since == "" || *until == "" || *out == "" {
-		return errors.New(reportUsage)
+		return usagef("usage: %s", reportUsage)
 	}
 	from, err := time.Parse(time.RFC3339Nano, *since)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/consentgate/consentgate/internal/witness"
 )
 
-const witnessUsage = "usage: consentgate audit witness --state FILE --issuer URL --client-id ID [--interval D]"
+const witnessUsage = "consentgate audit witness --state FILE --issuer URL --client-id ID [--interval D]"
 
 // auditWitness checks the log's signed tree heads against the ones it saw
 // before (kept in --state). Exit 0: consistent; 3: the log is not consistent
@@ -25,11 +25,11 @@ func auditWitness(ctx context.Context, args []string, stdout io.Writer, log *slo
 	issuer := fs.String("issuer", "", "the server's issuer URL, e.g. https://bank.example")
 	clientID := fs.String("client-id", "", "an auditor client (client_credentials, scope audit:read); its secret comes from CONSENTGATE_WITNESS_CLIENT_SECRET")
 	interval := fs.Duration("interval", 0, "check again after this long, until interrupted (0: check once)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, witnessUsage); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 || *statePath == "" || *issuer == "" || *clientID == "" {
-		return errors.New(witnessUsage)
+		return usagef("usage: %s", witnessUsage)
 	}
 	secret := os.Getenv("CONSENTGATE_WITNESS_CLIENT_SECRET")
 	if secret == "" {

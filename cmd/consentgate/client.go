@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+
+	"gorm.io/gorm"
 
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/ingest"
@@ -26,9 +27,17 @@ func (m *multi) Set(v string) error {
 	return nil
 }
 
+const clientUsage = "consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]… " +
+	"[--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop] [--id ID] [--institution ID] [--db URL]"
+
 func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: consentgate client create --name N --redirect-uri U… --scope S… --purpose P…")
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		return printHelp(stdout, "usage: "+clientUsage+"\n(consentgate client create --help lists the flags)")
+	case len(args) == 0:
+		return usagef("which client command?\nusage: %s", clientUsage)
+	case args[0] != "create":
+		return usagef("unknown client command %q\nusage: %s", args[0], clientUsage)
 	}
 	fs := flag.NewFlagSet("client create", flag.ContinueOnError)
 	dbURL := config.RegisterDBFlag(fs)
@@ -48,11 +57,14 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		"exempt the client from PAR (require_pushed_authorization_requests: false): it may send front-channel authorization requests")
 	defaultPurpose := fs.String("default-purpose", "", "purpose of an authorization request that names none (one of --purpose)")
 	aggregator := fs.Bool("aggregator", false, "the client is an aggregator that passes the data on to other apps (said on the consent screen)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout, clientUsage); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (repeat a flag for several values: --scope a --scope b, or quote them: --scope \"a b\")", fs.Arg(0))
+	}
 	if *name == "" {
-		return errors.New("--name is required")
+		return usagef("--name is required\nusage: %s", clientUsage)
 	}
 	spec := oauth.ClientSpec{ID: *id, Name: *name, RedirectURIs: redirects, Scopes: scopes, Purposes: purposes,
 		GrantTypes: grants, AuthMethod: *authMethod, DPoP: *dpop, JWKSURI: *jwksURI,
@@ -72,14 +84,21 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return err
 	}
 	defer tools.Close()
-	clientID, secret, err := tools.Provider.CreateClient(ctx, spec)
+	// The client and its institution are registered together or not at
+	// all: a typo in --institution must not leave the client id taken.
+	var then func(tx *gorm.DB, clientID string) error
+	if *institution != "" {
+		svc := ingest.NewService(tools.DB, nil)
+		then = func(tx *gorm.DB, clientID string) error {
+			if err := svc.RegisterClientTx(tx, clientID, *institution); err != nil {
+				return fmt.Errorf("--institution: %w (nothing was registered)", err)
+			}
+			return nil
+		}
+	}
+	clientID, secret, err := tools.Provider.CreateClientWith(ctx, spec, then)
 	if err != nil {
 		return err
-	}
-	if *institution != "" {
-		if err := ingest.NewService(tools.DB, nil).RegisterClient(ctx, clientID, *institution); err != nil {
-			return err
-		}
 	}
 	out := map[string]string{"client_id": clientID}
 	if secret != "" {

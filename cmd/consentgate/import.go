@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +15,7 @@ import (
 	"github.com/consentgate/consentgate/internal/store"
 )
 
-const importUsage = "usage: consentgate import [--db URL] [--format jsonl|csv] [--institution ID] FILE|-"
+const importUsage = "consentgate import [--db URL] [--format jsonl|csv] [--institution ID] FILE|-"
 
 // runImport loads provider records from a file (docs/ingestion.md): chunks
 // of records per transaction, constant memory, a progress bar on a
@@ -29,7 +28,7 @@ func runImport(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	// Flags may come before or after FILE.
 	var files []string
 	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
+		if err := parseFlags(fs, rest, stdout, importUsage); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {
@@ -39,7 +38,7 @@ func runImport(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		rest = fs.Args()[1:]
 	}
 	if len(files) != 1 {
-		return errors.New(importUsage)
+		return usagef("name one file to import (- for standard input)\nusage: %s", importUsage)
 	}
 	name := files[0]
 	if *format == "" {
@@ -49,11 +48,11 @@ func runImport(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		case ".csv":
 			*format = ingest.FormatCSV
 		default:
-			return fmt.Errorf("cannot tell the format of %q: pass --format jsonl or --format csv", name)
+			return usagef("cannot tell the format of %q: pass --format jsonl or --format csv", name)
 		}
 	}
 	if *format != ingest.FormatJSONL && *format != ingest.FormatCSV {
-		return fmt.Errorf("--format %q: want jsonl or csv", *format)
+		return usagef("--format %q: want jsonl or csv", *format)
 	}
 
 	var in io.Reader = os.Stdin

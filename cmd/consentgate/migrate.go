@@ -14,8 +14,11 @@ import (
 func runMigrate(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	dbURL := config.RegisterDBFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, "consentgate migrate [--db URL]"); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q\nusage: consentgate migrate [--db URL]", fs.Arg(0))
 	}
 	db, err := store.Open(dbURL(), store.Options{MaxOpenConns: 2})
 	if err != nil {

@@ -2,17 +2,27 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/server"
 )
 
-func runServe(ctx context.Context, args []string, _ io.Writer, log *slog.Logger) error {
+const serveUsage = "consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE]"
+
+func runServe(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	cfg, err := config.ParseServe(args)
-	if err != nil {
+	var help *config.HelpError
+	switch {
+	case errors.As(err, &help):
+		return printHelp(stdout, "usage: "+serveUsage+"\n\nflags:\n"+strings.TrimSuffix(help.Text, "\n"))
+	case err != nil && cfg == nil:
+		return usagef("%v\nusage: %s\n(--help lists the flags)", err, serveUsage)
+	case err != nil:
 		return err
 	}
 	srv, err := server.New(ctx, cfg, log, server.Options{})

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,19 +22,27 @@ const webhookUsage = `usage:
 // runWebhook manages where apps are told about revoked and expiring grants
 // (docs/webhooks.md) and shows what was delivered.
 func runWebhook(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	if len(args) == 0 {
-		return errors.New(webhookUsage)
+	switch {
+	case len(args) == 0:
+		return usagef("which webhook command?\n%s", webhookUsage)
+	case isHelp(args[0]):
+		return printHelp(stdout, webhookUsage)
 	}
 	fs := flag.NewFlagSet("webhook "+args[0], flag.ContinueOnError)
 	dbURL := config.RegisterDBFlag(fs)
 	clientID := fs.String("client-id", "", "the app's client_id")
 	url := fs.String("url", "", "the app's webhook URL (http or https)")
 	limit := fs.Int("limit", 50, "how many deliveries to list (1–1000)")
-	if err := fs.Parse(args[1:]); err != nil {
+	switch args[0] {
+	case "set", "remove", "deliveries":
+	default:
+		return usagef("unknown webhook command %q\n%s", args[0], webhookUsage)
+	}
+	if err := parseFlags(fs, args[1:], stdout, "consentgate webhook "+args[0]+" [flags]\n"+webhookUsage); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q\n%s", fs.Arg(0), webhookUsage)
+		return usagef("unexpected argument %q\n%s", fs.Arg(0), webhookUsage)
 	}
 	open := func() (*webhook.Store, func(), error) {
 		db, err := store.Open(dbURL(), store.Options{MaxOpenConns: 2})
@@ -51,7 +58,7 @@ func runWebhook(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	switch args[0] {
 	case "set":
 		if *clientID == "" || *url == "" {
-			return errors.New("--client-id and --url are required")
+			return usagef("--client-id and --url are required\n%s", webhookUsage)
 		}
 		if err := webhook.CheckURL(*url); err != nil {
 			return err
@@ -67,7 +74,7 @@ func runWebhook(ctx context.Context, args []string, stdout io.Writer, log *slog.
 		fmt.Fprintf(stdout, "webhook of %s set to %s\n", *clientID, *url)
 	case "remove":
 		if *clientID == "" {
-			return errors.New("--client-id is required")
+			return usagef("--client-id is required\n%s", webhookUsage)
 		}
 		st, closeDB, err := open()
 		if err != nil {
@@ -84,7 +91,7 @@ func runWebhook(ctx context.Context, args []string, stdout io.Writer, log *slog.
 		fmt.Fprintf(stdout, "webhook of %s removed\n", *clientID)
 	case "deliveries":
 		if *limit < 1 || *limit > 1000 {
-			return errors.New("--limit must be from 1 to 1000")
+			return usagef("--limit must be from 1 to 1000")
 		}
 		st, closeDB, err := open()
 		if err != nil {
@@ -101,8 +108,6 @@ func runWebhook(ctx context.Context, args []string, stdout io.Writer, log *slog.
 				return err
 			}
 		}
-	default:
-		return fmt.Errorf("unknown webhook command %q\n%s", args[0], webhookUsage)
 	}
 	return nil
 }

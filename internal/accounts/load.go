@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -252,56 +251,6 @@ func txInsertSQL(n int) string {
 	row := "(?" + strings.Repeat(", ?", 10) + ")"
 	return "INSERT INTO transactions (" + txColumns + ") VALUES " +
 		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + loadTxConflictSQL
-}
-
-// appendTxsJSON appends txs as a JSON array of arrays in txColumns order.
-func appendTxsJSON(b []byte, txs []Transaction) []byte {
-	b = append(b, '[')
-	for i, t := range txs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '[')
-		b = appendJSONString(b, t.ID)
-		b = append(b, ',')
-		b = appendJSONString(b, t.AccountID)
-		b = append(b, ',')
-		b = appendJSONString(b, t.Status)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, store.Micros(t.TransactedAt), 10)
-		b = append(b, ',')
-		if t.BookedAt != nil {
-			b = strconv.AppendInt(b, store.Micros(*t.BookedAt), 10)
-		} else {
-			b = append(b, "null"...)
-		}
-		b = append(b, ',')
-		b = strconv.AppendInt(b, t.Amount, 10)
-		for _, s := range []string{t.Currency, t.Description, t.MerchantName, t.MCC, t.CardLast4} {
-			b = append(b, ',')
-			b = appendJSONString(b, s)
-		}
-		b = append(b, ']')
-	}
-	return append(b, ']')
-}
-
-// appendJSONString appends s as a JSON string: quotes, backslashes and
-// control characters escaped, everything else as is.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 // wrote checks that a statement inserted or updated n rows: fewer means

@@ -524,7 +524,7 @@ func TestTransactionsQueryUsesIndex(t *testing.T) {
 			}
 			details = append(details, detail)
 		}
-		rows.Close()
+		rows.Close() //nolint:sqlclosecheck // closed before the loop's next query, not at the test's end
 		all := strings.Join(details, "; ")
 		if !strings.Contains(all, q.index) || strings.Contains(all, "TEMP B-TREE") {
 			t.Errorf("status=%q after=%v: plan %q, want a walk of %s without a sort", q.q.Status, q.q.After != nil, all, q.index)

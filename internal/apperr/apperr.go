@@ -32,6 +32,9 @@ const (
 	InvalidRecords Code = "invalid_records"
 	// ProviderNotRegistered refuses a client that is no institution's data provider.
 	ProviderNotRegistered Code = "provider_not_registered"
+	// MethodNotAllowed answers a known path asked with a method it does not
+	// serve (the Allow header lists those it does).
+	MethodNotAllowed Code = "method_not_allowed"
 )
 
 // E is an error with a code, a message safe to show, and a private cause.
@@ -86,6 +89,7 @@ var statuses = map[Code]int{
 	Internal:              http.StatusInternalServerError,
 	InvalidRecords:        http.StatusUnprocessableEntity,
 	ProviderNotRegistered: http.StatusForbidden,
+	MethodNotAllowed:      http.StatusMethodNotAllowed,
 }
 
 var titles = map[Code]string{
@@ -105,6 +109,7 @@ var titles = map[Code]string{
 	Internal:              "Internal server error",
 	InvalidRecords:        "Invalid records",
 	ProviderNotRegistered: "Provider not registered",
+	MethodNotAllowed:      "Method not allowed",
 }
 
 // Status maps a code to its HTTP status.

@@ -34,7 +34,9 @@ const MinSecretLen = 32
 const (
 	DefaultAddr     = ":8080"
 	DefaultDatabase = "sqlite:consentgate.db"
-	DefaultIssuer   = "http://localhost:8080"
+	// DefaultIssuer is the issuer of a server on DefaultAddr; another
+	// --addr changes it (IssuerForAddr).
+	DefaultIssuer = "http://localhost:8080"
 )
 
 // RegisterDBFlag adds the shared database flag to fs and returns a function
@@ -49,19 +51,25 @@ func ParseServe(args []string) (*Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", "", "listen address (env CONSENTGATE_ADDR, default :8080)")
 	dbURL := RegisterDBFlag(fs)
-	issuer := fs.String("issuer", "", "issuer URL (env CONSENTGATE_ISSUER, default http://localhost:8080)")
+	issuer := fs.String("issuer", "", "issuer URL (env CONSENTGATE_ISSUER, default http://localhost:PORT, the port of --addr)")
 	demo := fs.Bool("demo", false, "seed the demo fixtures and generate a secret if none is set")
 	policy := fs.String("purpose-policy", "", "JSON file replacing the built-in purpose policy (env CONSENTGATE_PURPOSE_POLICY)")
-	if err := fs.Parse(args); err != nil {
+	var help strings.Builder
+	fs.SetOutput(&help)
+	fs.Usage = fs.PrintDefaults
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil, &HelpError{Text: help.String()}
+	} else if err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	listen := firstNonEmpty(*addr, os.Getenv("CONSENTGATE_ADDR"), DefaultAddr)
 	c := &Config{
-		Addr:              firstNonEmpty(*addr, os.Getenv("CONSENTGATE_ADDR"), DefaultAddr),
+		Addr:              listen,
 		DatabaseURL:       dbURL(),
-		Issuer:            strings.TrimRight(firstNonEmpty(*issuer, os.Getenv("CONSENTGATE_ISSUER"), DefaultIssuer), "/"),
+		Issuer:            strings.TrimRight(firstNonEmpty(*issuer, os.Getenv("CONSENTGATE_ISSUER"), IssuerForAddr(listen)), "/"),
 		Demo:              *demo,
 		PurposePolicyFile: firstNonEmpty(*policy, os.Getenv("CONSENTGATE_PURPOSE_POLICY")),
 		ShutdownTimeout:   15 * time.Second,
@@ -71,6 +79,15 @@ func ParseServe(args []string) (*Config, error) {
 	}
 	return c, c.Validate()
 }
+
+// HelpError is ParseServe's answer to -h or --help: Text lists the flags.
+// It wraps flag.ErrHelp.
+type HelpError struct{ Text string }
+
+func (e *HelpError) Error() string { return flag.ErrHelp.Error() }
+
+// Unwrap returns flag.ErrHelp.
+func (e *HelpError) Unwrap() error { return flag.ErrHelp }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
@@ -88,6 +105,24 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("issuer %q must use https (plain http is only allowed on loopback or with --demo)", c.Issuer)
 	}
 	return nil
+}
+
+// IssuerForAddr is the default issuer of a server listening on addr: plain
+// http on this machine, at the port it listens on (":18082" →
+// http://localhost:18082), so that the URLs the server advertises reach
+// it. A loopback host is kept ("127.0.0.1:9090" → http://127.0.0.1:9090);
+// any other (":8080", "0.0.0.0:8080", "10.0.0.5:8080") becomes localhost: a
+// server reached from elsewhere needs its public https --issuer anyway.
+// An addr that is not host:port gives DefaultIssuer.
+func IssuerForAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return DefaultIssuer
+	}
+	if !IsLoopback(host) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // IsLoopback reports whether host names this machine.

@@ -109,7 +109,7 @@ func TestOpenAPIProblemCodes(t *testing.T) {
 		apperr.AccountNotFound, apperr.PurposeProhibited, apperr.PurposeNotConsented, apperr.HistoryWindowExceeded,
 		apperr.InvalidCursor, apperr.InvalidRequest, apperr.AccessExceeded, apperr.RateLimited, apperr.AuditUnavailable,
 		apperr.NotFound, apperr.Conflict, apperr.PayloadTooLarge, apperr.Unavailable, apperr.Internal,
-		apperr.InvalidRecords, apperr.ProviderNotRegistered,
+		apperr.InvalidRecords, apperr.ProviderNotRegistered, apperr.MethodNotAllowed,
 	} {
 		codes = append(codes, string(c))
 	}

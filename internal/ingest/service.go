@@ -33,26 +33,31 @@ func NewService(db *store.DB, now func() time.Time) *Service {
 // provider:write then write that institution's data, and only that. A
 // client provides for one institution; registering it again moves it.
 func (s *Service) RegisterClient(ctx context.Context, clientID, institutionID string) error {
+	err := s.db.Tx(ctx, func(tx *gorm.DB) error { return s.RegisterClientTx(tx, clientID, institutionID) })
+	if err != nil {
+		return fmt.Errorf("ingest.RegisterClient %s: %w", clientID, err)
+	}
+	return nil
+}
+
+// RegisterClientTx is RegisterClient inside the caller's transaction tx, so
+// that creating a provider client and mapping it to its institution commit
+// together or not at all.
+func (s *Service) RegisterClientTx(tx *gorm.DB, clientID, institutionID string) error {
 	if clientID == "" {
 		return errors.New("ingest.RegisterClient: empty client id")
 	}
 	if !ValidInstitutionID(institutionID) {
 		return fmt.Errorf("ingest.RegisterClient: institution id %q: want 1-64 letters, digits, '_', '-' or '.'", institutionID)
 	}
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
-		if _, ok, err := s.accounts.Bulk(tx).InstitutionName(institutionID); err != nil {
-			return err
-		} else if !ok {
-			return fmt.Errorf("%w %q: create it first", ErrUnknownInstitution, institutionID)
-		}
-		return tx.Exec(`INSERT INTO provider_clients (client_id, institution_id, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (client_id) DO UPDATE SET institution_id = excluded.institution_id`,
-			clientID, institutionID, store.Micros(s.now())).Error
-	})
-	if err != nil {
-		return fmt.Errorf("ingest.RegisterClient %s: %w", clientID, err)
+	if _, ok, err := s.accounts.Bulk(tx).InstitutionName(institutionID); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%w %q: create it first (a provider batch or consentgate import with an institution record)", ErrUnknownInstitution, institutionID)
 	}
-	return nil
+	return tx.Exec(`INSERT INTO provider_clients (client_id, institution_id, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (client_id) DO UPDATE SET institution_id = excluded.institution_id`,
+		clientID, institutionID, store.Micros(s.now())).Error
 }
 
 // InstitutionOf returns the institution client writes for, or

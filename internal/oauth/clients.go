@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"gorm.io/gorm"
 
 	"github.com/consentgate/consentgate/internal/purpose"
 	"github.com/consentgate/consentgate/internal/store"
@@ -268,6 +269,14 @@ func (p *Provider) ClientExists(ctx context.Context, id string) (bool, error) {
 // CreateClient registers a client and returns its id and, for
 // client_secret_basic, its secret (shown once; only a hash is stored).
 func (p *Provider) CreateClient(ctx context.Context, spec ClientSpec) (clientID, secret string, err error) {
+	return p.CreateClientWith(ctx, spec, nil)
+}
+
+// CreateClientWith registers a client like CreateClient and runs then (when
+// not nil) in the same transaction, with the new client's id: when then
+// fails, nothing is registered (the CLI makes a provider client and maps it
+// to its institution all or nothing).
+func (p *Provider) CreateClientWith(ctx context.Context, spec ClientSpec, then func(tx *gorm.DB, clientID string) error) (clientID, secret string, err error) {
 	c, secret, err := p.validateClient(spec)
 	if err != nil {
 		return "", "", fmt.Errorf("oauth.CreateClient: %w", err)
@@ -290,12 +299,22 @@ func (p *Provider) CreateClient(ctx context.Context, spec ClientSpec) (clientID,
 		b, _ := json.Marshal(v) // []string always encodes
 		return string(b)
 	}
-	err = p.store.db.WithContext(ctx).Exec(`INSERT INTO oauth_clients
+	var thenErr error
+	err = p.store.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(`INSERT INTO oauth_clients
 		(id, name, secret_hash, redirect_uris, grant_types, scopes, purposes, auth_method, jwks, jwks_uri, dpop, created_at,
 		 par_optional, default_purpose, aggregator)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Name, secretHash, enc(c.RedirectURIs), enc(c.GrantTypes), enc(c.Scopes), enc(c.Purposes),
-		c.AuthMethod, jwks, jwksURI, c.DPoP, store.Micros(p.now()), c.PAROptional, c.DefaultPurpose, c.Aggregator).Error
+			c.ID, c.Name, secretHash, enc(c.RedirectURIs), enc(c.GrantTypes), enc(c.Scopes), enc(c.Purposes),
+			c.AuthMethod, jwks, jwksURI, c.DPoP, store.Micros(p.now()), c.PAROptional, c.DefaultPurpose, c.Aggregator).Error; err != nil || then == nil {
+			return err
+		}
+		thenErr = then(tx, c.ID)
+		return thenErr
+	})
+	if thenErr != nil {
+		return "", "", thenErr
+	}
 	if store.IsUniqueViolation(err) {
 		return "", "", fmt.Errorf("oauth.CreateClient %q: %w", c.ID, ErrClientExists)
 	}
@@ -356,6 +375,9 @@ func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 			return nil, "", fmt.Errorf("unknown purpose %q", pc)
 		}
 	}
+	if err := p.checkScopesUsable(c.Scopes, c.Purposes); err != nil {
+		return nil, "", err
+	}
 	if codeFlow {
 		if len(c.RedirectURIs) == 0 {
 			return nil, "", errors.New("the authorization_code grant needs at least one redirect URI")
@@ -410,6 +432,37 @@ func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 		return nil, "", fmt.Errorf("unknown auth method %q", c.AuthMethod)
 	}
 	return c, secret, nil
+}
+
+// checkScopesUsable refuses a data scope that none of the client's purposes
+// allows: PAR would refuse every request for it (invalid_scope), so the
+// registration is the place to say so, naming what each purpose allows.
+// Scopes that are not purpose scopes (offline_access, OpenID Connect's, the
+// machine clients' audit:read and provider:write) need no purpose.
+func (p *Provider) checkScopesUsable(scopes, purposes []string) error {
+	for _, s := range scopes {
+		if !slices.Contains(purpose.DataScopes, s) {
+			continue
+		}
+		usable := false
+		var allowed []string
+		for _, pc := range purposes {
+			pol, _ := p.purposes.Lookup(pc)
+			if pol.AllowsScope(s) {
+				usable = true
+				break
+			}
+			allowed = append(allowed, fmt.Sprintf("%s allows %s", pc, strings.Join(pol.Scopes, " ")))
+		}
+		if usable {
+			continue
+		}
+		if len(purposes) == 0 {
+			return fmt.Errorf("scope %q is a data scope and needs a purpose that allows it (--purpose); a client without purposes cannot use it", s)
+		}
+		return fmt.Errorf("scope %q is allowed by none of the client's purposes (%s): drop the scope or add a purpose that allows it", s, strings.Join(allowed, "; "))
+	}
+	return nil
 }
 
 func nonNil(s []string) []string {

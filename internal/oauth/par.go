@@ -42,6 +42,10 @@ type parTerms struct {
 func (p *Provider) handlePAR(c *gin.Context) {
 	r := limitBody(c)
 	ctx := r.Context()
+	if err := checkFormBody(r); err != nil {
+		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, fosite.NewAuthorizeRequest(), answer(err))
+		return
+	}
 	ar, err := p.oauth.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, answer(err))
@@ -116,6 +120,10 @@ func (p *Provider) checkPAR(ctx context.Context, ar fosite.AuthorizeRequester, c
 	}
 	if form.Get("code_challenge_method") != "S256" {
 		return nil, fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256; plain is not allowed.")
+	}
+	if !validCodeChallenge(form.Get("code_challenge")) {
+		return nil, fosite.ErrInvalidRequest.WithHint("code_challenge must be 43 to 128 base64url characters " +
+			"(RFC 7636 §4.2: BASE64URL(SHA256(code_verifier)) is 43).")
 	}
 
 	code := form.Get(paramPurpose)
@@ -228,4 +236,20 @@ func (p *Provider) parDPoP(c *gin.Context, client *Client, form url.Values) erro
 func isThumbprint(s string) bool {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	return err == nil && len(b) == sha256.Size
+}
+
+// validCodeChallenge reports whether s has RFC 7636's form: 43 to 128
+// characters of the unreserved set (an S256 challenge is base64url, 43).
+func validCodeChallenge(s string) bool {
+	if len(s) < 43 || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }

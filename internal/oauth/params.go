@@ -3,6 +3,7 @@ package oauth
 import (
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"sort"
@@ -103,11 +104,41 @@ var documentedErrors = map[string]bool{
 // codes that no RFC registers (invalid_state, insufficient_entropy,
 // request_unauthorized, …) becomes invalid_request with the same
 // description, so clients only ever meet the codes the API documents.
+//
+// The specific sentence (the hint: ours, or fosite's) is the whole
+// error_description, without the generic RFC sentence fosite puts before it:
+// a developer reads what to fix first.
 func answer(err error) error {
 	err = unavailable(err)
 	re := fosite.ErrorToRFC6749Error(err)
-	if documentedErrors[re.ErrorField] {
-		return err
+	if !documentedErrors[re.ErrorField] {
+		return leadWithHint(fosite.ErrInvalidRequest.WithHint(re.GetDescription()).WithWrap(err))
 	}
-	return fosite.ErrInvalidRequest.WithHint(re.GetDescription()).WithWrap(err)
+	return leadWithHint(re)
+}
+
+// leadWithHint makes an error's hint its description, dropping the generic
+// text of its code.
+func leadWithHint(re *fosite.RFC6749Error) *fosite.RFC6749Error {
+	if re.HintField == "" {
+		return re
+	}
+	return re.WithDescription(re.HintField).WithHint("")
+}
+
+// checkFormBody refuses a POST whose body is not a form (RFC 6749 §3.2,
+// RFC 9126 §2.1): fosite would read an empty form and complain about
+// whichever parameter it checks first, which misleads.
+func checkFormBody(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		return nil
+	case ct == "" && r.ContentLength == 0:
+		return fosite.ErrInvalidRequest.WithHint("The request body is empty: send the parameters in an application/x-www-form-urlencoded body (RFC 6749 §3.2, RFC 9126 §2.1).")
+	case ct == "":
+		return fosite.ErrInvalidRequest.WithHint("The request has no Content-Type: send the parameters in an application/x-www-form-urlencoded body (RFC 6749 §3.2, RFC 9126 §2.1).")
+	}
+	return fosite.ErrInvalidRequest.WithHintf("The request body is %s, not a form: send the parameters in an application/x-www-form-urlencoded body instead (RFC 6749 §3.2, RFC 9126 §2.1).", ct)
 }

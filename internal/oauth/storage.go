@@ -163,7 +163,7 @@ func (s *fositeStore) expiryOf(req fosite.Requester, kind fosite.TokenType, fall
 
 // clockSkew is how far the provider's clock runs ahead of the wall clock.
 func clockSkew(now func() time.Time) time.Duration {
-	return now().Sub(time.Now()).Round(time.Second)
+	return time.Until(now()).Round(time.Second)
 }
 
 type tokenRow struct {

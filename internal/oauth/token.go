@@ -20,6 +20,10 @@ func (p *Provider) handleToken(c *gin.Context) {
 	r := limitBody(c)
 	ctx := r.Context()
 	w := c.Writer
+	if err := checkFormBody(r); err != nil {
+		p.writeTokenError(ctx, w, nil, err)
+		return
+	}
 	if err := r.ParseForm(); err != nil {
 		p.writeTokenError(ctx, w, nil, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
 		return
@@ -235,6 +239,30 @@ func (p *Provider) replayed(ctx context.Context, prior *tokenOwner, grantType st
 		p.log.WarnContext(ctx, "oauth: authorization code replay; tokens revoked", "grant_id", prior.RequestID, "client_id", prior.ClientID)
 		p.emit(ctx, Event{Type: EventTokenRevoked, Reason: "code_replay", ClientID: prior.ClientID,
 			CustomerID: prior.Subject, GrantID: prior.RequestID})
+	case refresh && errors.Is(err, fosite.ErrInvalidGrant):
+		return p.endedGrantError(ctx, prior.RequestID, err)
+	}
+	return err
+}
+
+// endedGrantError says why a refresh token of an ended grant is refused,
+// where fosite only says "malformed or not valid": the grant was revoked
+// after refresh token reuse, or by whom, or it expired. Anything else keeps
+// fosite's error.
+func (p *Provider) endedGrantError(ctx context.Context, grantID string, err error) error {
+	cons, cerr := p.consents.Get(ctx, grantID)
+	if cerr != nil {
+		return err
+	}
+	switch st := cons.StatusAt(p.now()); {
+	case st == consent.Revoked && cons.RevokedBy == "reuse_detected":
+		return fosite.ErrInvalidGrant.WithHint("The grant was revoked because one of its refresh tokens was used twice " +
+			"(refresh token reuse, RFC 9700 §4.14.2); every token of the grant is void and the customer must authorize again.")
+	case st == consent.Revoked:
+		return fosite.ErrInvalidGrant.WithHintf("The grant of this refresh token was revoked (by the %s); the customer must authorize again.",
+			cons.RevokedBy)
+	case st == consent.Expired:
+		return fosite.ErrInvalidGrant.WithHint("The grant of this refresh token expired; the customer must authorize again.")
 	}
 	return err
 }

@@ -123,6 +123,11 @@ func (t *Table) decidePurpose(values []string, consented string) *Refusal {
 	case len(values) > 1:
 		return &Refusal{Code: RefusePurposeNotConsented,
 			Msg: "Send the Data-Purpose header at most once, with the purpose the customer consented to: " + consented + "."}
+	case strings.TrimSpace(values[0]) == "":
+		// An empty header is not an absent one: the client meant to say
+		// something and said nothing, so it is told, not guessed for.
+		return &Refusal{Code: RefusePurposeNotConsented,
+			Msg: "The Data-Purpose header is empty: leave the header out to use the consent's purpose, or send it with " + consented + "."}
 	case values[0] != consented:
 		return &Refusal{Code: RefusePurposeNotConsented,
 			Msg: "Data-Purpose must be the purpose the customer consented to (" + consented + "), or be left out."}

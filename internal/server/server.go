@@ -198,6 +198,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		Log: s.audit.reader, Auth: dataAuthenticator{provider}, Keys: s.audit.signer.KeySet(), Logger: s.log,
 	})
 	pages.Register(r)
+	httpapi.RegisterFallbacks(r)
 	s.handler = r
 
 	bgCtx, cancel := context.WithCancel(context.Background())

@@ -144,7 +144,7 @@ func verify(t *testing.T, jwks []byte, got received) (webhook.Claims, webhook.Bo
 	if err := json.Unmarshal(jwks, &set); err != nil {
 		t.Fatal(err)
 	}
-	jws, err := jose.ParseSigned(got.header.Get("X-Consentgate-Signature"), []jose.SignatureAlgorithm{jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(got.header.Get("X-Consentgate-Signature"), []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		t.Fatalf("signature header: %v", err)
 	}

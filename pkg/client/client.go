@@ -137,7 +137,7 @@ func (c *Client) Discover(ctx context.Context) (*Metadata, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, body, err := c.do(req)
+	resp, body, err := c.do(req) //nolint:bodyclose // c.do has read and closed the body
 	if err != nil {
 		return nil, err
 	}

@@ -142,7 +142,7 @@ func (c *Client) get(ctx context.Context, tok *Token, purpose, path string, quer
 		} else {
 			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		}
-		resp, body, err := c.do(req)
+		resp, body, err := c.do(req) //nolint:bodyclose // c.do has read and closed the body
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ func ExampleClient() {
 		fmt.Println(a.DisplayName, len(page.Data))
 	}
 	// Access tokens live 5 minutes; refresh (the old refresh token dies).
-	if tok, err = c.Refresh(ctx, tok); err != nil {
+	if _, err := c.Refresh(ctx, tok); err != nil {
 		log.Fatal(err)
 	}
 }

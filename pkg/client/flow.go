@@ -202,7 +202,7 @@ func (c *Client) post(ctx context.Context, endpoint string, form url.Values, wan
 			}
 			req.Header.Set("DPoP", proof)
 		}
-		resp, body, err := c.do(req)
+		resp, body, err := c.do(req) //nolint:bodyclose // c.do has read and closed the body
 		if err != nil {
 			return err
 		}

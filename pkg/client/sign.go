@@ -106,15 +106,6 @@ func (s *keySigner) sign(typ string, embed bool, claims any) (string, error) {
 	return jws.CompactSerialize()
 }
 
-// thumbprint is the key's RFC 7638 SHA-256 thumbprint, base64url.
-func (s *keySigner) thumbprint() (string, error) {
-	tp, err := s.pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(tp), nil
-}
-
 // randomString returns n random bytes, base64url-encoded.
 func randomString(n int) string {
 	b := make([]byte, n)
