@@ -32,6 +32,10 @@ const (
 	InvalidRecords Code = "invalid_records"
 	// ProviderNotRegistered refuses a client that is no institution's data provider.
 	ProviderNotRegistered Code = "provider_not_registered"
+
+	// AccountTypeNotSupported refuses a call the account's type has no
+	// answer for (FDX payment networks of a card account).
+	AccountTypeNotSupported Code = "account_type_not_supported"
 )
 
 // E is an error with a code, a message safe to show, and a private cause.
@@ -86,6 +90,8 @@ var statuses = map[Code]int{
 	Internal:              http.StatusInternalServerError,
 	InvalidRecords:        http.StatusUnprocessableEntity,
 	ProviderNotRegistered: http.StatusForbidden,
+
+	AccountTypeNotSupported: http.StatusBadRequest,
 }
 
 var titles = map[Code]string{
@@ -105,6 +111,8 @@ var titles = map[Code]string{
 	Internal:              "Internal server error",
 	InvalidRecords:        "Invalid records",
 	ProviderNotRegistered: "Provider not registered",
+
+	AccountTypeNotSupported: "Account type not supported",
 }
 
 // Status maps a code to its HTTP status.

@@ -155,8 +155,8 @@ func fixtureCustomers() []fixtureCustomer {
 			// Tokenized account numbers: what the bank's core hands out in
 			// place of the real numbers (docs/fdx.md).
 			numbers: []accounts.PaymentNumbers{
-				{AccountID: "acc_alice_checking", RoutingNumber: demoRoutingNumber, AccountNumberToken: "990010004821"},
-				{AccountID: "acc_alice_savings", RoutingNumber: demoRoutingNumber, AccountNumberToken: "990020009034"},
+				{AccountID: "acc_alice_checking", RoutingNumber: demoRoutingNumber, AccountNumberToken: "990017265031"},
+				{AccountID: "acc_alice_savings", RoutingNumber: demoRoutingNumber, AccountNumberToken: "990048150927"},
 			},
 		},
 		{

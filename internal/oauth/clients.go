@@ -49,6 +49,8 @@ const (
 var supportedScopes = []string{
 	purpose.ScopeAccounts, purpose.ScopeBalances, purpose.ScopeTransactions, purpose.ScopeOffline,
 	ScopeAuditRead, ScopeProviderWrite,
+	// The FDX data (SPEC §4): contact details and payment numbers.
+	purpose.ScopeIdentity, purpose.ScopeAccountNumbers,
 }
 
 // ClientSpec is a client registration (CLI `consentgate client create`, demo fixtures).
