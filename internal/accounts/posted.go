@@ -91,6 +91,39 @@ func (s *SQLStore) PostedTransactions(ctx context.Context, q PostedQuery) ([]Tra
 // postedPart reads up to limit rows of one part, after q.After when it
 // points into this part.
 func (s *SQLStore) postedPart(ctx context.Context, q PostedQuery, pending bool, limit int) ([]Transaction, error) {
+	query, args := postedPageSQL(q, pending, limit)
+	rows, err := s.sql.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("accounts.PostedTransactions: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Transaction, 0, min(limit, 512))
+	for rows.Next() {
+		var (
+			t      Transaction
+			at     int64
+			booked sql.NullInt64
+		)
+		if err := rows.Scan(&t.ID, &t.AccountID, &t.Status, &at, &booked, &t.Amount, &t.Currency, &t.Description,
+			&t.MerchantName, &t.MCC, &t.CardLast4); err != nil {
+			return nil, fmt.Errorf("accounts.PostedTransactions: %w", err)
+		}
+		t.TransactedAt = store.FromMicros(at)
+		if booked.Valid {
+			bt := store.FromMicros(booked.Int64)
+			t.BookedAt = &bt
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("accounts.PostedTransactions: %w", err)
+	}
+	return out, nil
+}
+
+// postedPageSQL builds the query of one part, shaped like txPageSQL: the
+// cursor moves the range's upper bound down so the index walk starts there.
+func postedPageSQL(q PostedQuery, pending bool, limit int) (string, []any) {
 	col, status := "booked_at", "booked"
 	if pending {
 		col, status = "transacted_at", "pending"
@@ -119,31 +152,5 @@ func (s *SQLStore) postedPart(ctx context.Context, q PostedQuery, pending bool, 
 		b.WriteString(" AND (" + col + " < " + param(at) + " OR (" + col + " = " + param(at) + " AND id < " + param(q.After.ID) + "))")
 	}
 	b.WriteString(" ORDER BY " + col + " DESC, id DESC LIMIT " + param(limit))
-	rows, err := s.sql.QueryContext(ctx, b.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("accounts.PostedTransactions: %w", err)
-	}
-	defer rows.Close()
-	out := make([]Transaction, 0, min(limit, 512))
-	for rows.Next() {
-		var (
-			t      Transaction
-			at     int64
-			booked sql.NullInt64
-		)
-		if err := rows.Scan(&t.ID, &t.AccountID, &t.Status, &at, &booked, &t.Amount, &t.Currency, &t.Description,
-			&t.MerchantName, &t.MCC, &t.CardLast4); err != nil {
-			return nil, fmt.Errorf("accounts.PostedTransactions: %w", err)
-		}
-		t.TransactedAt = store.FromMicros(at)
-		if booked.Valid {
-			bt := store.FromMicros(booked.Int64)
-			t.BookedAt = &bt
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("accounts.PostedTransactions: %w", err)
-	}
-	return out, nil
+	return b.String(), args
 }

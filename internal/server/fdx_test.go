@@ -223,6 +223,21 @@ func TestFDX(t *testing.T) {
 			})
 		}
 
+		// The purpose's daily limit of unattended calls holds as on /v1.
+		t.Run("unattended calls past the daily limit", func(t *testing.T) {
+			fresh := s.Authorize(t, testutil.DemoFlow())
+			for i := 1; i <= 4; i++ {
+				if r := s.Get(t, "/fdx/v6/accounts", fresh.AccessToken, testutil.CustomerIP, ""); r.StatusCode != http.StatusOK {
+					t.Fatalf("unattended call %d: %d %s", i, r.StatusCode, r.Body)
+				}
+			}
+			r := s.Get(t, "/fdx/v6/accounts", fresh.AccessToken, testutil.CustomerIP, "")
+			fdxError(t, r, http.StatusTooManyRequests, 602, "access_exceeded")
+			if r.Header.Get("Retry-After") == "" {
+				t.Error("no Retry-After")
+			}
+		})
+
 		// One data.access event per call, under the FDX path.
 		var cc testutil.Tokens
 		s.ClientCredentials(t, "demo-auditor", "demo-auditor-secret", "audit:read").JSON(t, &cc)
