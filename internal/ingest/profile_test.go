@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/consentgate/consentgate/internal/accounts"
 	"github.com/consentgate/consentgate/internal/identity"
@@ -90,6 +91,7 @@ func TestProfileAndNumberRefusals(t *testing.T) {
 			{"address without city", `"address_city":"Springfield",`, ``, "address_city", "required"},
 			{"lower-case country", `"US"`, `"us"`, "address_country", "ISO 3166-1"},
 			{"card number in a name", `"full_name":"Alice Anders"`, `"full_name":"Alice 4111111111111111"`, "full_name", "card number"},
+			{"card number in an address", `742 Evergreen Terrace`, `4111 1111 1111 1111`, "address_line1", "card number"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := f.apply(t, "bank-a", KindCustomer, strings.Replace(aliceProfile, tc.from, tc.to, 1))
@@ -118,4 +120,39 @@ func TestProfileAndNumberRefusals(t *testing.T) {
 			t.Fatalf("%d numbers written by refused records", n)
 		}
 	})
+}
+
+// TestImportProfilesAndNumbers: consentgate import carries the same fields
+// in both file formats.
+func TestImportProfilesAndNumbers(t *testing.T) {
+	files := map[string]string{
+		FormatJSONL: `{"record_type":"institution","id":"bank-a","name":"Bank A"}
+{"record_type":"customer","id":"c1","display_name":"Alice","full_name":"Alice Anders","given_name":"Alice","family_name":"Anders","email":"alice@example.com","phone_country_code":"1","phone_number":"5555550142","address_line1":"742 Evergreen Terrace","address_city":"Springfield","address_region":"IL","address_postal_code":"62704","address_country":"US"}
+{"record_type":"account","id":"a1","customer_id":"c1","type":"checking","display_name":"Checking","last4":"4821","currency":"USD","routing_number":"123456780","account_number_token":"990017265031"}
+`,
+		FormatCSV: "record_type,id,name,display_name,full_name,given_name,family_name,email,phone_country_code,phone_number,address_line1,address_city,address_region,address_postal_code,address_country,customer_id,type,last4,currency,routing_number,account_number_token\n" +
+			"institution,bank-a,Bank A,,,,,,,,,,,,,,,,,,\n" +
+			"customer,c1,,Alice,Alice Anders,Alice,Anders,alice@example.com,1,5555550142,742 Evergreen Terrace,Springfield,IL,62704,US,,,,,,\n" +
+			"account,a1,,Checking,,,,,,,,,,,,c1,checking,4821,USD,123456780,990017265031\n",
+	}
+	for format, content := range files {
+		t.Run(format, func(t *testing.T) {
+			testdb.Each(t, func(t *testing.T, db *store.DB) {
+				ctx := context.Background()
+				svc := NewService(db, func() time.Time { return testNow })
+				st, err := ImportFile(ctx, svc, "", format, strings.NewReader(content), nil)
+				if err != nil || st.Created != 3 {
+					t.Fatalf("import: %+v, %v", st, err)
+				}
+				p, err := identity.NewService(db, nil).Profile(ctx, CustomerID("bank-a", "c1"))
+				if err != nil || p.FullName != "Alice Anders" || p.Address.City != "Springfield" || p.PhoneE164() != "+15555550142" {
+					t.Fatalf("profile %+v, %v", p, err)
+				}
+				n, err := accounts.NewSQLStore(db).PaymentNumbers(ctx, AccountID("bank-a", "a1"))
+				if err != nil || n.RoutingNumber != "123456780" || n.AccountNumberToken != "990017265031" {
+					t.Fatalf("numbers %+v, %v", n, err)
+				}
+			})
+		})
+	}
 }

@@ -379,7 +379,14 @@ func (v *validator) customer(b *Batch, p pos, r *CustomerRecord) *FieldError {
 		if e := pr.Validate(); e != nil {
 			c.fail(e.Field, e.Reason)
 		}
-		c.text("full_name", r.FullName, maxNameLen, true) // and no card numbers in names
+		// No card numbers in any of it, as in every text field.
+		for _, f := range []struct{ name, value string }{
+			{"full_name", r.FullName}, {"given_name", r.GivenName}, {"family_name", r.FamilyName}, {"email", r.Email},
+			{"address_line1", r.AddressLine1}, {"address_line2", r.AddressLine2}, {"address_city", r.AddressCity},
+			{"address_region", r.AddressRegion}, {"address_postal_code", r.AddressPostalCode},
+		} {
+			c.text(f.name, f.value, maxNameLen, false)
+		}
 		profile = &pr
 	}
 	if c.failed() {

@@ -117,6 +117,16 @@ func TestFDX(t *testing.T) {
 			t.Fatalf("card %+v", cardDetail)
 		}
 
+		// Without balances:read the account comes without balances.
+		nobal := testutil.DemoFlow()
+		nobal.Scopes = []string{"accounts:read", "transactions:read"}
+		noBalances := s.Authorize(t, nobal)
+		var plain fdxAccount
+		get(noBalances, "/fdx/v6/accounts/"+checking.AccountID).JSON(t, &plain)
+		if plain.AccountID != checking.AccountID || plain.CurrentBalance != nil || plain.AvailableBalance != nil {
+			t.Fatalf("account without balances:read %+v", plain)
+		}
+
 		// transactions: every page to the end; the same transactions as /v1
 		// over a window wider than alice's history.
 		start := time.Now().UTC().AddDate(0, 0, -500).Format(time.DateOnly)
