@@ -65,7 +65,7 @@ func RegisterFDX(r gin.IRouter, d FDXDeps) {
 	g.GET("/customers/current", h.decideAny(purpose.ScopeOpenID, purpose.ScopeAccounts), h.currentCustomer)
 	g.GET("/accounts", h.decide(purpose.ScopeAccounts), h.fdxAccounts)
 	g.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts), h.loadAccount, h.fdxAccount)
-	g.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions), h.loadAccount, h.fdxTransactions)
+	g.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions), h.consentedAccount, h.fdxTransactions)
 	g.GET("/accounts/:account_id/contact", h.decide(purpose.ScopeIdentity), h.loadAccount, h.fdxContact)
 	g.GET("/accounts/:account_id/payment-networks", h.decide(purpose.ScopeAccountNumbers), h.loadAccount, h.fdxPaymentNetworks)
 }
@@ -284,12 +284,24 @@ func (h *fdxHandler) fdxAccount(c *gin.Context) {
 	c.JSON(http.StatusOK, v)
 }
 
+// fdxTransactions judges the query before it reads anything (a refused
+// call reads no data), then the account (its type names the transactions'
+// accountCategory) and the page.
 func (h *fdxHandler) fdxTransactions(c *gin.Context) {
-	p, a := PrincipalFrom(c), accountFrom(c)
+	p, accountID := PrincipalFrom(c), accountIDFrom(c)
 	now := h.now()
-	q, binding, err := parseFDXTxQuery(c.Request.URL.Query(), a.ID, now, h.history(p.Consent, now))
+	q, binding, err := parseFDXTxQuery(c.Request.URL.Query(), accountID, now, h.history(p.Consent, now))
 	if err != nil {
 		WriteProblem(c, err)
+		return
+	}
+	a, err := h.accounts.Get(c.Request.Context(), p.Consent.CustomerID, accountID)
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		WriteProblem(c, errAccountNotFound)
+		return
+	case err != nil:
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "account lookup failed", err))
 		return
 	}
 	q.CustomerID = p.Consent.CustomerID
