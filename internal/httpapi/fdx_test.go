@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -150,4 +151,40 @@ func TestFDXCodes(t *testing.T) {
 			t.Errorf("%s has no FDX code", c)
 		}
 	}
+}
+
+// FuzzFDXTxQuery: any query string gives FDX 703 (one of the 400 codes
+// that map to it) or a query whose bounds are ordered, never before the
+// history window, with a sane limit; an offset round-trips.
+func FuzzFDXTxQuery(f *testing.F) {
+	for _, q := range []string{
+		"", "limit=10", "startTime=2026-01-01&endTime=2026-02-01", "startTime=2026-13-45", "limit=0", "limit=501",
+		"startTime=2026-06-02&endTime=2026-06-01", "endTime=2026-11-20T10:00:00Z", "offset=AQ", "limit=1&limit=2",
+		"startTime=1999-01-01", "startTime=%00", "pageKey=x&startDate=2026-01-01",
+	} {
+		f.Add(q)
+	}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	hw := historyWindow{Start: now.Add(-730 * 24 * time.Hour), Days: 730}
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		q, b, err := parseFDXTxQuery(v, "acc_1", now, hw)
+		if err != nil {
+			if fdxCodes[string(apperr.As(err).Code)].Code != 703 {
+				t.Fatalf("error %v is not FDX 703", err)
+			}
+			return
+		}
+		if q.From.After(q.To) || q.NotBefore != hw.Start || q.Limit < 1 || q.Limit > maxTxLimit || q.From.Before(hw.Start) && v.Get("startTime") != "" {
+			t.Fatalf("query %+v from %q", q, raw)
+		}
+		if q.After != nil {
+			if again, err := decodeOffset(encodeOffset(*q.After, b), b); err != nil || *again != *q.After {
+				t.Fatalf("offset does not round-trip: %+v", q.After)
+			}
+		}
+	})
 }
