@@ -16,8 +16,9 @@ import (
 func TestHiddenFieldsNotSelected(t *testing.T) {
 	hidden := TxDescription | TxMerchantName | TxCardLast4
 	page, _ := txPageSQL(TxQuery{AccountID: "a", From: time.Unix(0, 0), To: time.Now(), Limit: 10, Hidden: hidden})
+	posted, _ := postedPageSQL(PostedQuery{AccountID: "a", To: time.Now(), Limit: 10, Hidden: hidden}, false, 11)
 	queries := map[string]string{"transactions page": page, "sync snapshot": syncSnapshotSQL(hidden),
-		"sync changes": byIDSQL(hidden, "$1")}
+		"sync changes": byIDSQL(hidden, "$1"), "FDX posted page": posted}
 	for name, q := range queries {
 		for _, col := range []string{"description", "merchant_name", "card_last4"} {
 			if strings.Contains(q, col) {

@@ -35,6 +35,9 @@ const (
 	// MethodNotAllowed answers a known path asked with a method it does not
 	// serve (the Allow header lists those it does).
 	MethodNotAllowed Code = "method_not_allowed"
+	// AccountTypeNotSupported refuses a call the account's type has no
+	// answer for (FDX payment networks of a card account).
+	AccountTypeNotSupported Code = "account_type_not_supported"
 )
 
 // E is an error with a code, a message safe to show, and a private cause.
@@ -73,43 +76,45 @@ func As(err error) *E {
 }
 
 var statuses = map[Code]int{
-	AccountNotFound:       http.StatusNotFound,
-	PurposeProhibited:     http.StatusForbidden,
-	PurposeNotConsented:   http.StatusForbidden,
-	HistoryWindowExceeded: http.StatusBadRequest,
-	InvalidCursor:         http.StatusBadRequest,
-	InvalidRequest:        http.StatusBadRequest,
-	AccessExceeded:        http.StatusTooManyRequests,
-	RateLimited:           http.StatusTooManyRequests,
-	AuditUnavailable:      http.StatusServiceUnavailable,
-	NotFound:              http.StatusNotFound,
-	Conflict:              http.StatusConflict,
-	PayloadTooLarge:       http.StatusRequestEntityTooLarge,
-	Unavailable:           http.StatusServiceUnavailable,
-	Internal:              http.StatusInternalServerError,
-	InvalidRecords:        http.StatusUnprocessableEntity,
-	ProviderNotRegistered: http.StatusForbidden,
-	MethodNotAllowed:      http.StatusMethodNotAllowed,
+	AccountNotFound:         http.StatusNotFound,
+	PurposeProhibited:       http.StatusForbidden,
+	PurposeNotConsented:     http.StatusForbidden,
+	HistoryWindowExceeded:   http.StatusBadRequest,
+	InvalidCursor:           http.StatusBadRequest,
+	InvalidRequest:          http.StatusBadRequest,
+	AccessExceeded:          http.StatusTooManyRequests,
+	RateLimited:             http.StatusTooManyRequests,
+	AuditUnavailable:        http.StatusServiceUnavailable,
+	NotFound:                http.StatusNotFound,
+	Conflict:                http.StatusConflict,
+	PayloadTooLarge:         http.StatusRequestEntityTooLarge,
+	Unavailable:             http.StatusServiceUnavailable,
+	Internal:                http.StatusInternalServerError,
+	InvalidRecords:          http.StatusUnprocessableEntity,
+	ProviderNotRegistered:   http.StatusForbidden,
+	MethodNotAllowed:        http.StatusMethodNotAllowed,
+	AccountTypeNotSupported: http.StatusBadRequest,
 }
 
 var titles = map[Code]string{
-	AccountNotFound:       "Account not found",
-	PurposeProhibited:     "Purpose prohibited",
-	PurposeNotConsented:   "Purpose not consented",
-	HistoryWindowExceeded: "History window exceeded",
-	InvalidCursor:         "Invalid cursor",
-	InvalidRequest:        "Invalid request",
-	AccessExceeded:        "Access limit exceeded",
-	RateLimited:           "Rate limited",
-	AuditUnavailable:      "Audit log unavailable",
-	NotFound:              "Not found",
-	Conflict:              "Conflict",
-	PayloadTooLarge:       "Payload too large",
-	Unavailable:           "Service unavailable",
-	Internal:              "Internal server error",
-	InvalidRecords:        "Invalid records",
-	ProviderNotRegistered: "Provider not registered",
-	MethodNotAllowed:      "Method not allowed",
+	AccountNotFound:         "Account not found",
+	PurposeProhibited:       "Purpose prohibited",
+	PurposeNotConsented:     "Purpose not consented",
+	HistoryWindowExceeded:   "History window exceeded",
+	InvalidCursor:           "Invalid cursor",
+	InvalidRequest:          "Invalid request",
+	AccessExceeded:          "Access limit exceeded",
+	RateLimited:             "Rate limited",
+	AuditUnavailable:        "Audit log unavailable",
+	NotFound:                "Not found",
+	Conflict:                "Conflict",
+	PayloadTooLarge:         "Payload too large",
+	Unavailable:             "Service unavailable",
+	Internal:                "Internal server error",
+	InvalidRecords:          "Invalid records",
+	ProviderNotRegistered:   "Provider not registered",
+	MethodNotAllowed:        "Method not allowed",
+	AccountTypeNotSupported: "Account type not supported",
 }
 
 // Status maps a code to its HTTP status.

@@ -14,6 +14,13 @@ const (
 	ResourceBalances     = "balances"     // an account's balances
 	ResourceTransactions = "transactions" // an account's transaction pages
 	ResourceSync         = "sync"         // an account's transaction sync
+	// The FDX API (/fdx/v6) counts its reads against the same resources as
+	// /v1 where they are the same data (the list of accounts, an account,
+	// its transactions), so speaking FDX never doubles an app's budget, and
+	// against its own for the data only FDX serves.
+	ResourceCustomer        = "customer"         // the customer's identifier (account "")
+	ResourceContact         = "contact"          // an account's holders' contact details
+	ResourcePaymentNetworks = "payment_networks" // an account's payment numbers
 )
 
 // Usage names what an unattended call reads: a resource, of an account

@@ -113,7 +113,16 @@ type fixtureCustomer struct {
 	password  string
 	stream    uint64
 	household func() *household
+	// profile and numbers (SPEC §9: alice's identity and the payment
+	// numbers of her deposit accounts) are written on every seeding, so an
+	// install seeded before they existed gets them too.
+	profile *identity.Profile
+	numbers []accounts.PaymentNumbers
 }
+
+// demoRoutingNumber is First Demo Bank's ABA routing number: it passes the
+// check digit rule but belongs to no real bank.
+const demoRoutingNumber = "123456780"
 
 var firstDemoBank = institutions[0]
 
@@ -150,6 +159,17 @@ func fixtureCustomers() []fixtureCustomer {
 					bills: billsNamed("StreamFlix", "Tunely Music", "Telnova Mobile", "IronWorks Gym", "Safeguard Insurance"),
 					city:  "SPRINGFIELD",
 				}
+			},
+			profile: &identity.Profile{
+				CustomerID: "cus_alice", FullName: "Alice Anders", GivenName: "Alice", FamilyName: "Anders",
+				Email: "alice.anders@example.com", PhoneCountryCode: "1", PhoneNumber: "5555550142",
+				Address: identity.Address{Line1: "742 Evergreen Terrace", City: "Springfield", Region: "IL", PostalCode: "62704", Country: "US"},
+			},
+			// Tokenized account numbers: what the bank's core hands out in
+			// place of the real numbers (docs/fdx.md).
+			numbers: []accounts.PaymentNumbers{
+				{AccountID: "acc_alice_checking", RoutingNumber: demoRoutingNumber, AccountNumberToken: "990017265031"},
+				{AccountID: "acc_alice_savings", RoutingNumber: demoRoutingNumber, AccountNumberToken: "990048150927"},
 			},
 		},
 		{
@@ -212,7 +232,7 @@ func seedCustomer(ctx context.Context, d Deps, fc fixtureCustomer, now time.Time
 	ls := h.ledgers()
 	switch _, err := d.Accounts.Balance(ctx, ls[len(ls)-1].acct.ID); {
 	case err == nil:
-		return false, nil // complete already
+		return false, seedIdentity(ctx, d, fc) // complete already, but for data added since
 	case !errors.Is(err, accounts.ErrNotFound):
 		return false, err
 	}
@@ -227,10 +247,36 @@ func seedCustomer(ctx context.Context, d Deps, fc fixtureCustomer, now time.Time
 	if err := w.flush(ctx); err != nil {
 		return false, err
 	}
+	if err := seedIdentity(ctx, d, fc); err != nil {
+		return false, err
+	}
 	for _, b := range hist.balances { // last: they mark the customer complete
 		if err := d.Accounts.UpsertBalance(ctx, b); err != nil {
 			return false, err
 		}
 	}
 	return true, nil
+}
+
+// seedIdentity writes a fixture customer's profile and payment numbers
+// (idempotent upserts) once the accounts exist.
+func seedIdentity(ctx context.Context, d Deps, fc fixtureCustomer) error {
+	if fc.profile != nil {
+		if err := d.Identity.UpsertProfile(ctx, *fc.profile); err != nil {
+			return err
+		}
+	}
+	if len(fc.numbers) == 0 {
+		return nil
+	}
+	ns, ok := d.Accounts.(accounts.NumberStore)
+	if !ok {
+		return errors.New("demo: Deps.Accounts does not store payment numbers (accounts.NumberStore)")
+	}
+	for _, n := range fc.numbers {
+		if err := ns.UpsertPaymentNumbers(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }

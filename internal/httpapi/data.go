@@ -44,18 +44,33 @@ type dataHandler struct {
 // is committed. It panics without d.Audit: a data API without its audit log
 // must not start.
 func RegisterData(r gin.IRouter, d Deps) {
+	h := newDataHandler(d)
+	v1 := r.Group("/v1", h.recordAccess, h.authenticate)
+	v1.GET("/accounts", h.decide(purpose.ScopeAccounts, consent.ResourceAccounts), h.listAccounts)
+	v1.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts, consent.ResourceAccount), h.loadAccount, h.getAccount)
+	v1.GET("/accounts/:account_id/balances", h.decide(purpose.ScopeBalances, consent.ResourceBalances), h.loadAccount, h.getBalances)
+	v1.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions, consent.ResourceTransactions), h.consentedAccount, h.listTransactions)
+	if h.sync != nil {
+		v1.GET("/accounts/:account_id/transactions/sync", h.decide(purpose.ScopeTransactions, consent.ResourceSync), h.consentedAccount, h.listSync)
+	}
+}
+
+// newDataHandler is the gate and the data handlers on d, for every route
+// group that serves customer data (/v1 and /fdx/v6). It panics without
+// d.Audit: a data API without its audit log must not start.
+func newDataHandler(d Deps) *dataHandler {
 	if d.Audit == nil {
-		panic("httpapi.RegisterData: Deps.Audit is required (no audit, no data)")
+		panic("httpapi: Deps.Audit is required (no audit, no data)")
 	}
 	if d.Usage == nil {
-		panic("httpapi.RegisterData: Deps.Usage is required (SPEC §4 daily limits)")
+		panic("httpapi: Deps.Usage is required (SPEC §4 daily limits)")
 	}
 	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, usage: d.Usage, sync: d.Sync, cursorKey: d.CursorKey,
 		purposes: d.Purposes, log: d.Logger, now: d.Now}
 	if h.cursorKey == nil {
 		h.cursorKey = make([]byte, 32)
 		if _, err := rand.Read(h.cursorKey); err != nil {
-			panic("httpapi.RegisterData: no randomness for the sync cursor key: " + err.Error())
+			panic("httpapi: no randomness for the sync cursor key: " + err.Error())
 		}
 	}
 	if h.purposes == nil {
@@ -67,14 +82,7 @@ func RegisterData(r gin.IRouter, d Deps) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	v1 := r.Group("/v1", h.recordAccess, h.authenticate)
-	v1.GET("/accounts", h.decide(purpose.ScopeAccounts, consent.ResourceAccounts), h.listAccounts)
-	v1.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts, consent.ResourceAccount), h.loadAccount, h.getAccount)
-	v1.GET("/accounts/:account_id/balances", h.decide(purpose.ScopeBalances, consent.ResourceBalances), h.loadAccount, h.getBalances)
-	v1.GET("/accounts/:account_id/transactions", h.decide(purpose.ScopeTransactions, consent.ResourceTransactions), h.consentedAccount, h.listTransactions)
-	if h.sync != nil {
-		v1.GET("/accounts/:account_id/transactions/sync", h.decide(purpose.ScopeTransactions, consent.ResourceSync), h.consentedAccount, h.listSync)
-	}
+	return h
 }
 
 // The response shapes of SPEC §3: money as decimal strings in major units,

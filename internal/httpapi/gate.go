@@ -247,7 +247,7 @@ func (h *dataHandler) consentedAccount(c *gin.Context) {
 func accountIDFrom(c *gin.Context) string { return c.GetString(accountIDKey) }
 
 var errAccountNotFound = apperr.New(apperr.AccountNotFound,
-	"No account with this id is available under this consent. List the consented accounts with GET /v1/accounts.")
+	"No account with this id is available under this consent. List the consented accounts with GET /v1/accounts (GET /fdx/v6/accounts on the FDX API).")
 
 // writeTokenError answers an RFC 6750 (or RFC 9449 §7.1 DPoP) error: the
 // challenge in WWW-Authenticate, and the same facts as problem+json for

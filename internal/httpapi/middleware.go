@@ -87,7 +87,7 @@ func securityHeaders(c *gin.Context) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	if p := c.Request.URL.Path; underPrefix(p, "/v1") || underPrefix(p, "/oauth2") {
+	if p := c.Request.URL.Path; underPrefix(p, "/v1") || underPrefix(p, "/oauth2") || underPrefix(p, "/fdx") {
 		h.Set("Cache-Control", "no-store")
 	}
 	c.Next()

@@ -52,7 +52,15 @@ func WriteProblem(c *gin.Context, err error) {
 	})
 }
 
+// writeProblem answers with p in the dialect of the route group: the
+// group's renderer (renderWith) when it set one, problem+json otherwise.
+// Every refusal of the gate reaches the client through here.
 func writeProblem(c *gin.Context, p Problem) {
+	if r, ok := c.Get(rendererKey); ok {
+		r.(errorRenderer)(c, p)
+		c.Abort()
+		return
+	}
 	body, err := json.Marshal(p)
 	if err != nil { // cannot happen: strings and an int
 		body = []byte(`{"type":"about:blank","title":"Internal server error","status":500}`)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/consentgate/consentgate/internal/accounts"
 	"github.com/consentgate/consentgate/internal/apperr"
+	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/store"
 )
 
@@ -126,9 +127,24 @@ func (a *applier) customerRecords() error {
 	for _, r := range existing {
 		byUsername[r.Username] = r.ID
 	}
-	var write []customerRec
+	profiles, err := a.storedProfiles()
+	if err != nil {
+		return err
+	}
+	var (
+		write        []customerRec
+		writeProfile []identity.Profile
+	)
 	for _, c := range cs {
 		ex, ok := existing[c.id]
+		if c.profile != nil {
+			if stored, has := profiles[c.id]; !has || stored != *c.profile {
+				writeProfile = append(writeProfile, *c.profile)
+				if ok && ex.Username == c.username && ex.DisplayName == c.displayName {
+					ex.DisplayName = "" // the profile changed: the customer is updated
+				}
+			}
+		}
 		switch {
 		case ok && ex.Username != c.username:
 			a.refuse(c.pos, "id", "this id collides with another customer's")
@@ -150,7 +166,25 @@ func (a *applier) customerRecords() error {
 	if !a.errs.empty() {
 		return nil
 	}
-	return upsertCustomers(a.tx, write, a.now)
+	if err := upsertCustomers(a.tx, write, a.now); err != nil {
+		return err
+	}
+	return identity.UpsertProfiles(a.tx, writeProfile, a.now)
+}
+
+// storedProfiles reads the profiles on record of the batch's customers
+// that carry one.
+func (a *applier) storedProfiles() (map[string]identity.Profile, error) {
+	var ids []string
+	for _, c := range a.b.customers {
+		if c.profile != nil {
+			ids = append(ids, c.id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return identity.ProfilesByCustomer(a.tx, ids)
 }
 
 // loadAccounts makes a.accounts hold the given accounts that exist.
@@ -205,9 +239,30 @@ func (a *applier) accountRecords() error {
 	if err != nil {
 		return err
 	}
-	var write []accounts.Account
+	var numberIDs []string
+	for _, r := range as {
+		if r.numbers != nil {
+			numberIDs = append(numberIDs, r.a.ID)
+		}
+	}
+	var storedNumbers map[string]accounts.PaymentNumbers
+	if len(numberIDs) > 0 {
+		if storedNumbers, err = a.bulk.PaymentNumbersByAccount(numberIDs); err != nil {
+			return err
+		}
+	}
+	var (
+		write        []accounts.Account
+		writeNumbers []accounts.PaymentNumbers
+	)
 	for _, r := range as {
 		ex, exists := a.accounts[r.a.ID]
+		numbersChanged := false
+		if r.numbers != nil {
+			if stored, has := storedNumbers[r.a.ID]; !has || stored != *r.numbers {
+				numbersChanged = true
+			}
+		}
 		switch {
 		case !a.customers[r.a.CustomerID] && !found[r.a.CustomerID]:
 			a.refuse(r.pos, "customer_id", fmt.Sprintf("unknown customer %q: send it first (a customer record)", r.customerProviderID))
@@ -221,7 +276,7 @@ func (a *applier) accountRecords() error {
 		case exists && ex.Currency != r.a.Currency:
 			a.refuse(r.pos, "currency", fmt.Sprintf("the account's currency is %s and never changes", ex.Currency))
 			continue
-		case exists && ex.Type == r.a.Type && ex.DisplayName == r.a.DisplayName && ex.Last4 == r.a.Last4 && ex.Status == r.a.Status:
+		case exists && ex.Type == r.a.Type && ex.DisplayName == r.a.DisplayName && ex.Last4 == r.a.Last4 && ex.Status == r.a.Status && !numbersChanged:
 			a.st.Unchanged++
 		case exists:
 			a.st.Updated++
@@ -231,11 +286,20 @@ func (a *applier) accountRecords() error {
 			write = append(write, r.a)
 		}
 		a.accounts[r.a.ID] = r.a
+		if numbersChanged {
+			writeNumbers = append(writeNumbers, *r.numbers)
+		}
 	}
 	if !a.errs.empty() {
 		return nil
 	}
-	return a.bulk.UpsertAccounts(write)
+	if err := a.bulk.UpsertAccounts(write); err != nil {
+		return err
+	}
+	if len(writeNumbers) == 0 {
+		return nil
+	}
+	return a.bulk.UpsertPaymentNumbers(writeNumbers)
 }
 
 func (a *applier) balanceRecords() error {

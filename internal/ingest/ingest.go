@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/store"
 )
 
@@ -220,6 +221,7 @@ type customerRec struct {
 	id          string
 	username    string
 	displayName string
+	profile     *identity.Profile // nil: leave the one on record
 }
 
 type accountRec struct {
@@ -227,6 +229,7 @@ type accountRec struct {
 	providerID         string
 	customerProviderID string
 	a                  accounts.Account
+	numbers            *accounts.PaymentNumbers // nil: leave those on record
 }
 
 type balanceRec struct {

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/identity"
 )
 
 // The records as providers send them (JSON members, CSV columns). Ids are
@@ -28,6 +29,35 @@ type CustomerRecord struct {
 	RecordType  string `json:"record_type,omitempty"`
 	ID          string `json:"id"`
 	DisplayName string `json:"display_name"`
+	// The customer's profile (FDX contact, OpenID Connect name and email),
+	// all optional: sent with full_name, it replaces the one on record;
+	// without, the profile on record stays as it is.
+	FullName          string `json:"full_name,omitempty"`
+	GivenName         string `json:"given_name,omitempty"`
+	FamilyName        string `json:"family_name,omitempty"`
+	Email             string `json:"email,omitempty"`
+	PhoneCountryCode  string `json:"phone_country_code,omitempty"`
+	PhoneNumber       string `json:"phone_number,omitempty"`
+	AddressLine1      string `json:"address_line1,omitempty"`
+	AddressLine2      string `json:"address_line2,omitempty"`
+	AddressCity       string `json:"address_city,omitempty"`
+	AddressRegion     string `json:"address_region,omitempty"`
+	AddressPostalCode string `json:"address_postal_code,omitempty"`
+	AddressCountry    string `json:"address_country,omitempty"`
+}
+
+// hasProfile reports whether the record carries any profile field.
+func (r *CustomerRecord) hasProfile() bool {
+	return r.profile() != identity.Profile{}
+}
+
+func (r *CustomerRecord) profile() identity.Profile {
+	return identity.Profile{
+		FullName: r.FullName, GivenName: r.GivenName, FamilyName: r.FamilyName, Email: r.Email,
+		PhoneCountryCode: r.PhoneCountryCode, PhoneNumber: r.PhoneNumber,
+		Address: identity.Address{Line1: r.AddressLine1, Line2: r.AddressLine2, City: r.AddressCity,
+			Region: r.AddressRegion, PostalCode: r.AddressPostalCode, Country: r.AddressCountry},
+	}
 }
 
 // AccountRecord is one customer account.
@@ -42,6 +72,12 @@ type AccountRecord struct {
 	Last4         string `json:"last4"`
 	Currency      string `json:"currency"`
 	Status        string `json:"status,omitempty"` // open (default) | closed
+	// Payment numbers of a checking or savings account, both or neither:
+	// the 9-digit ABA routing number and the tokenized account number
+	// (never the real one, docs/fdx.md). Without them, the numbers on
+	// record stay as they are.
+	RoutingNumber      string `json:"routing_number,omitempty"`
+	AccountNumberToken string `json:"account_number_token,omitempty"`
 }
 
 // BalanceRecord is an account's balance at as_of.
@@ -336,11 +372,28 @@ func (v *validator) customer(b *Batch, p pos, r *CustomerRecord) *FieldError {
 	c := check{p: p}
 	c.id("id", r.ID)
 	c.text("display_name", r.DisplayName, maxNameLen, true)
+	var profile *identity.Profile
+	if !c.failed() && r.hasProfile() {
+		pr := r.profile()
+		pr.CustomerID = CustomerID(v.institutionID, r.ID)
+		if e := pr.Validate(); e != nil {
+			c.fail(e.Field, e.Reason)
+		}
+		// No card numbers in any of it, as in every text field.
+		for _, f := range []struct{ name, value string }{
+			{"full_name", r.FullName}, {"given_name", r.GivenName}, {"family_name", r.FamilyName}, {"email", r.Email},
+			{"address_line1", r.AddressLine1}, {"address_line2", r.AddressLine2}, {"address_city", r.AddressCity},
+			{"address_region", r.AddressRegion}, {"address_postal_code", r.AddressPostalCode},
+		} {
+			c.text(f.name, f.value, maxNameLen, false)
+		}
+		profile = &pr
+	}
 	if c.failed() {
 		return c.fe
 	}
 	b.customers = append(b.customers, customerRec{pos: p, providerID: r.ID, id: CustomerID(v.institutionID, r.ID),
-		username: Username(v.institutionID, r.ID), displayName: r.DisplayName})
+		username: Username(v.institutionID, r.ID), displayName: r.DisplayName, profile: profile})
 	return nil
 }
 
@@ -360,13 +413,29 @@ func (v *validator) account(b *Batch, p pos, r *AccountRecord) *FieldError {
 		status = "open"
 	}
 	c.oneOf("status", status, "open", "closed")
+	var numbers *accounts.PaymentNumbers
+	switch {
+	case c.failed() || (r.RoutingNumber == "" && r.AccountNumberToken == ""):
+	case !accounts.IsDeposit(r.Type):
+		c.fail("routing_number", "only checking and savings accounts carry payment numbers: leave routing_number and account_number_token out")
+	case r.RoutingNumber == "":
+		c.fail("routing_number", "required with account_number_token: send both or neither")
+	case r.AccountNumberToken == "":
+		c.fail("account_number_token", "required with routing_number: send both or neither")
+	default:
+		n := accounts.PaymentNumbers{AccountID: AccountID(v.institutionID, r.ID), RoutingNumber: r.RoutingNumber, AccountNumberToken: r.AccountNumberToken}
+		if field, reason := n.NumberProblem(); field != "" {
+			c.fail(field, reason)
+		}
+		numbers = &n
+	}
 	if c.failed() {
 		return c.fe
 	}
 	b.accounts = append(b.accounts, accountRec{pos: p, providerID: r.ID, customerProviderID: r.CustomerID, a: accounts.Account{
 		ID: AccountID(v.institutionID, r.ID), CustomerID: CustomerID(v.institutionID, r.CustomerID), InstitutionID: v.institutionID,
 		Type: r.Type, DisplayName: r.DisplayName, Last4: r.Last4, Currency: r.Currency, Status: status,
-	}})
+	}, numbers: numbers})
 	return nil
 }
 

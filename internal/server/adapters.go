@@ -71,18 +71,28 @@ func (c demoClients) CreateClient(ctx context.Context, s demo.ClientSpec) (strin
 }
 
 // customerClaims gives the userinfo endpoint the customer's OpenID Connect
-// claims from what the customers table holds today: the display name as
-// name, and no email. The FDX customer profile (full name, email) replaces
-// it once merged: only this adapter changes.
+// claims: name and email from the profile the bank's provider reported,
+// the login display name as the name when it reported none.
 type customerClaims struct{ id *identity.Service }
 
 func (c customerClaims) CustomerClaims(ctx context.Context, customerID string) (httpapi.CustomerClaims, error) {
+	var out httpapi.CustomerClaims
+	switch prof, err := c.id.Profile(ctx, customerID); {
+	case err == nil:
+		out = httpapi.CustomerClaims{Name: prof.FullName, Email: prof.Email}
+	case !errors.Is(err, identity.ErrNoProfile):
+		return out, err
+	}
+	if out.Name != "" {
+		return out, nil
+	}
 	cust, err := c.id.Customer(ctx, customerID)
 	if errors.Is(err, identity.ErrNotFound) {
-		return httpapi.CustomerClaims{}, nil
+		return out, nil
 	}
 	if err != nil {
-		return httpapi.CustomerClaims{}, err
+		return out, err
 	}
-	return httpapi.CustomerClaims{Name: cust.DisplayName}, nil
+	out.Name = cust.DisplayName
+	return out, nil
 }

@@ -54,7 +54,7 @@ func (m *metrics) middleware(c *gin.Context) {
 		route = "unmatched"
 	}
 	m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
-	if strings.HasPrefix(route, "/v1/") {
+	if strings.HasPrefix(route, "/v1/") || strings.HasPrefix(route, "/fdx/") {
 		if code := httpapi.RefusalCode(c); code != "" {
 			m.refusals.WithLabelValues(code).Inc()
 		}

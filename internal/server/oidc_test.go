@@ -208,6 +208,57 @@ func (rp *relyingParty) loginOverHTTP(t *testing.T, nonce string) rpLogin {
 	return rp.finish(t, rp.s.ConsentAt(t, rp.s.NewBrowser(), fr, authURL), state, nonce, verifier)
 }
 
+// fdxJourney is the FDX part of the aggregator's journey (SPEC §10): every
+// response is validated against openapi.yaml by testutil.
+func fdxJourney(t *testing.T, s *testutil.Server, token, sub string) {
+	t.Helper()
+	present := []string{"x-fapi-customer-ip-address", "198.51.100.7"}
+	var cust struct{ CustomerID string }
+	s.Get(t, "/fdx/v6/customers/current", token, present...).JSON(t, &cust)
+	if cust.CustomerID != sub {
+		t.Errorf("FDX customerId %q, id_token sub %q: want the same pairwise subject", cust.CustomerID, sub)
+	}
+	var list struct{ Accounts []fdxAccount }
+	s.Get(t, "/fdx/v6/accounts", token, present...).JSON(t, &list)
+	if len(list.Accounts) != 3 {
+		t.Fatalf("FDX accounts %+v, want the 3 alice granted", list.Accounts)
+	}
+	for _, a := range list.Accounts {
+		var detail fdxAccount
+		s.Get(t, "/fdx/v6/accounts/"+a.AccountID, token, present...).JSON(t, &detail)
+		if detail.AccountID != a.AccountID || detail.CurrentBalance == nil {
+			t.Errorf("FDX account %+v has no balances under balances:read", detail)
+		}
+		var all []fdxTx
+		offset := ""
+		for pages := 1; ; pages++ {
+			q := url.Values{"limit": {"200"}, "startTime": {time.Now().UTC().AddDate(0, 0, -700).Format(time.DateOnly)}}
+			if offset != "" {
+				q.Set("offset", offset)
+			}
+			var page struct {
+				Page         *struct{ NextOffset string }
+				Transactions []fdxTx
+			}
+			s.Get(t, "/fdx/v6/accounts/"+a.AccountID+"/transactions?"+q.Encode(), token, present...).JSON(t, &page)
+			all = append(all, page.Transactions...)
+			if page.Page == nil {
+				break
+			}
+			if page.Page.NextOffset == "" || pages > 100 {
+				t.Fatalf("%s: page %d has page %+v", a.AccountType, pages, page.Page)
+			}
+			offset = page.Page.NextOffset
+		}
+		if len(all) > 0 {
+			checkFDXTransactions(t, a, all)
+		}
+		if a.AccountType == "CREDITCARD" && len(all) < 500 {
+			t.Errorf("the card has %d FDX transactions, the demo has at least 500", len(all))
+		}
+	}
+}
+
 // jwtClaims are the id_token's registered claims as numbers.
 type jwtClaims struct {
 	Iss      string `json:"iss"`
@@ -299,9 +350,14 @@ func TestAggregatorOpenIDConnectJourney(t *testing.T) {
 		if err := ui.Claims(&uiClaims); err != nil {
 			t.Fatal(err)
 		}
-		if ui.Subject != sub || uiClaims.Name != "Alice Anders" {
-			t.Errorf("userinfo sub %q name %q; id_token sub %q", ui.Subject, uiClaims.Name, sub)
+		if ui.Subject != sub || uiClaims.Name != "Alice Anders" || uiClaims.Email != "alice.anders@example.com" {
+			t.Errorf("userinfo sub %q name %q email %q; id_token sub %q", ui.Subject, uiClaims.Name, uiClaims.Email, sub)
 		}
+
+		// The aggregator reads FDX with the same token: its customerId is the
+		// id_token's subject, every account it was granted, each with its
+		// balances, and every transaction page to the end.
+		fdxJourney(t, s, login.Token.AccessToken, sub)
 		// POST works the same (OpenID Connect Core §5.3.1).
 		req := s.NewRequest(t, http.MethodPost, "/userinfo", nil)
 		req.Header.Set("Authorization", "Bearer "+login.Token.AccessToken)

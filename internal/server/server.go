@@ -191,6 +191,15 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Claims: customerClaims{ident}, Subjects: pairwise,
 		Logger: s.log, Now: s.now,
 	})
+	// The FDX resource API (SPEC §10): the same gate as /v1, FDX shapes.
+	httpapi.RegisterFDX(r, httpapi.FDXDeps{
+		Deps: httpapi.Deps{
+			Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
+			Usage:  consent.NewSQLStore(s.db),
+			Logger: s.log, Now: s.now,
+		},
+		Profiles: ident, Numbers: accountStore, Posted: accountStore, Subjects: pairwise.Subject,
+	})
 	httpapi.RegisterProvider(r, httpapi.ProviderDeps{
 		Ingest: s.ingest, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Logger: s.log,
 	})

@@ -69,6 +69,22 @@ func TestPurposeShapedFields(t *testing.T) {
 				}
 			}
 		}
+		// FDX omits what the purpose may not see (SPEC §12).
+		fdxPath := "/fdx/v6/accounts/" + acct + "/transactions"
+		r := s.Get(t, fdxPath, tok.AccessToken)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", fdxPath, r.StatusCode, r.Body)
+		}
+		for _, hidden := range []string{"Card payment", "Shop ", "4242", `"description"`, `"payee"`, `"cardNumberDisplay"`} {
+			if bytes.Contains(r.Body, []byte(hidden)) {
+				t.Errorf("%s shows %s to a credit underwriter: %s", fdxPath, hidden, r.Body)
+			}
+		}
+		for _, want := range []string{`"category":"5411"`, `"debitCreditMemo":"DEBIT"`, `"status":"POSTED"`, `"status":"PENDING"`} {
+			if !bytes.Contains(r.Body, []byte(want)) {
+				t.Errorf("%s lacks %s: %s", fdxPath, want, r.Body)
+			}
+		}
 		// The budgeting app of the same customer sees them all.
 		pfm := s.Authorize(t, daveFlow())
 		if r := s.Get(t, "/v1/accounts/"+acct+"/transactions", pfm.AccessToken); !bytes.Contains(r.Body, []byte("Shop u-1")) {
