@@ -173,14 +173,20 @@ func TestAuditWitness(t *testing.T) {
 // TestAuditWitnessUsage: missing flags and secrets are explained.
 func TestAuditWitnessUsage(t *testing.T) {
 	t.Setenv("CONSENTGATE_WITNESS_CLIENT_SECRET", "")
-	for _, args := range [][]string{
-		{"audit", "witness"},
-		{"audit", "witness", "--state", "x.json"},
-		{"audit", "witness", "--state", "x.json", "--issuer", "http://127.0.0.1:1", "--client-id", "a"},
+	// A command line missing flags is a usage error (exit 2); a missing
+	// secret is a failure to run (exit 1).
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"audit", "witness"}, 2, "usage: consentgate audit witness"},
+		{[]string{"audit", "witness", "--state", "x.json"}, 2, "usage: consentgate audit witness"},
+		{[]string{"audit", "witness", "--state", "x.json", "--issuer", "http://127.0.0.1:1", "--client-id", "a"}, 1, "CONSENTGATE_WITNESS_CLIENT_SECRET"},
 	} {
-		code, out, errb := runCLI(args...)
-		if code != 1 || !(strings.Contains(errb, "usage: consentgate audit witness") || strings.Contains(errb, "CONSENTGATE_WITNESS_CLIENT_SECRET")) {
-			t.Errorf("%v: exit %d\n%s%s", args, code, out, errb)
+		code, out, errb := runCLI(c.args...)
+		if code != c.code || !strings.Contains(errb, c.says) {
+			t.Errorf("%v: exit %d (want %d)\n%s%s", c.args, code, c.code, out, errb)
 		}
 	}
 }
