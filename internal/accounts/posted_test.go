@@ -108,22 +108,32 @@ func TestPostedQueryUsesIndex(t *testing.T) {
 		{false, &PostedKey{At: now, ID: "x"}, "transactions_account_booked_time_idx"},
 	} {
 		query, args := postedPageSQL(PostedQuery{AccountID: "a", CustomerID: "c", From: now.Add(-time.Hour), To: now, After: c.after}, c.pending, 11)
-		rows, err := db.SQL().Query("EXPLAIN QUERY PLAN "+query, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var details []string
-		for rows.Next() {
-			var id, parent, notUsed int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
-				t.Fatal(err)
-			}
-			details = append(details, detail)
-		}
-		rows.Close()
+		details := explainSQLite(t, db, query, args...)
 		if all := strings.Join(details, "; "); !strings.Contains(all, c.index) || strings.Contains(all, "TEMP B-TREE") {
 			t.Errorf("pending=%v after=%v: plan %q, want a walk of %s without a sort", c.pending, c.after != nil, all, c.index)
 		}
 	}
+}
+
+// explainSQLite is the detail column of SQLite's EXPLAIN QUERY PLAN.
+func explainSQLite(t *testing.T, db *store.DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.SQL().Query("EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var details []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			t.Fatal(err)
+		}
+		details = append(details, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return details
 }

@@ -164,29 +164,33 @@ func growTree(tx *gorm.DB, d store.Dialect, size uint64, evs []Event) error {
 	return insertNodes(tx, d, nodes)
 }
 
+// eventsBetween reads the events with after < seq <= upTo, in seq order.
+func eventsBetween(tx *gorm.DB, after, upTo int64) ([]Event, error) {
+	rows, err := tx.Raw(`SELECT `+eventColumns+` FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq`, after, upTo).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var evs []Event
+	for rows.Next() {
+		var ev Event
+		scopes, err := scanEvent(rows, &ev)
+		if err != nil {
+			return nil, err
+		}
+		ev.Scopes = strings.Fields(scopes)
+		evs = append(evs, ev)
+	}
+	return evs, rows.Err()
+}
+
 // backfillTree adds the events a log had before it became a tree (they were
 // written by a version without audit_tree) up to seq to, in chunks.
 func backfillTree(tx *gorm.DB, d store.Dialect, size uint64, to int64) error {
 	const chunk = 5000
 	for i64(size) < to {
-		rows, err := tx.Raw(`SELECT `+eventColumns+` FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq`,
-			i64(size), min(to, i64(size)+chunk)).Rows()
+		evs, err := eventsBetween(tx, i64(size), min(to, i64(size)+chunk))
 		if err != nil {
-			return fmt.Errorf("audit tree backfill: %w", err)
-		}
-		var evs []Event
-		for rows.Next() {
-			var ev Event
-			scopes, err := scanEvent(rows, &ev)
-			if err != nil {
-				_ = rows.Close()
-				return fmt.Errorf("audit tree backfill: %w", err)
-			}
-			ev.Scopes = strings.Fields(scopes)
-			evs = append(evs, ev)
-		}
-		_ = rows.Close()
-		if err := rows.Err(); err != nil {
 			return fmt.Errorf("audit tree backfill: %w", err)
 		}
 		if len(evs) == 0 {

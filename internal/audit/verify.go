@@ -201,22 +201,7 @@ func (v *verifier) compareNodes(ctx context.Context) error {
 	}
 	stored := make(map[compact.NodeID][]byte, len(v.nodes))
 	for level, s := range spans {
-		rows, err := v.db.WithContext(ctx).Raw(`SELECT idx, hash FROM audit_tree WHERE level = ? AND idx >= ? AND idx <= ?`,
-			i64(uint64(level)), i64(s.lo), i64(s.hi)).Rows()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var idx int64
-			var h []byte
-			if err := rows.Scan(&idx, &h); err != nil {
-				_ = rows.Close()
-				return err
-			}
-			stored[compact.NewNodeID(level, u64(idx))] = h
-		}
-		_ = rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := v.readNodes(ctx, level, s.lo, s.hi, stored); err != nil {
 			return err
 		}
 	}
@@ -245,6 +230,25 @@ func (v *verifier) compareNodes(ctx context.Context) error {
 		v.fail(i64(first)+1, fmt.Sprintf("Merkle tree node (level %d, index %d) is missing or does not match the events: proofs built from it would not verify", badID.Level, badID.Index))
 	}
 	return nil
+}
+
+// readNodes adds the stored tree nodes of level with lo <= idx <= hi to stored.
+func (v *verifier) readNodes(ctx context.Context, level uint, lo, hi uint64, stored map[compact.NodeID][]byte) error {
+	rows, err := v.db.WithContext(ctx).Raw(`SELECT idx, hash FROM audit_tree WHERE level = ? AND idx >= ? AND idx <= ?`,
+		i64(uint64(level)), i64(lo), i64(hi)).Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx int64
+		var h []byte
+		if err := rows.Scan(&idx, &h); err != nil {
+			return err
+		}
+		stored[compact.NewNodeID(level, u64(idx))] = h
+	}
+	return rows.Err()
 }
 
 func (v *verifier) fail(seq int64, reason string) {

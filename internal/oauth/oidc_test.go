@@ -39,7 +39,7 @@ func TestOpenIDConnectOverPAR(t *testing.T) {
 	pub := e.p.idKey().Public
 	check := func(raw string, wantNonce string) map[string]any {
 		t.Helper()
-		jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -299,7 +299,7 @@ func checkSyncHook(t *testing.T, s *testutil.Server, r hookRequest, grantID, acc
 	t.Helper()
 	var set jose.JSONWebKeySet
 	s.Get(t, "/jwks", "").JSON(t, &set)
-	jws, err := jose.ParseSigned(r.header.Get("X-Consentgate-Signature"), []jose.SignatureAlgorithm{jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(r.header.Get("X-Consentgate-Signature"), []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		t.Fatalf("webhook signature: %v", err)
 	}
