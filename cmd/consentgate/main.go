@@ -32,9 +32,12 @@ Usage:
   consentgate audit report [--db URL] --since T --until T --out FILE.html
   consentgate audit archive [--db URL] --before DATE --out FILE (PostgreSQL)
   consentgate webhook set --client-id ID --url URL | remove --client-id ID | deliveries [--client-id ID] [--limit N]
+  consentgate keys list [--db URL]
+  consentgate keys rotate [--db URL] [--use audit|webhook|id_token]… [--activate-in D (default 30s)]
 
 Environment: CONSENTGATE_ADDR, CONSENTGATE_DATABASE_URL, CONSENTGATE_ISSUER,
-CONSENTGATE_SECRET (≥ 32 bytes; required unless --demo).
+CONSENTGATE_SECRET (≥ 32 bytes; required unless --demo), CONSENTGATE_SECRET_PREVIOUS
+(the secret before a change: the key ring is re-sealed under the new one on start).
 `
 
 type command func(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error
@@ -47,6 +50,7 @@ var commands = map[string]command{
 	"audit":   runAudit,
 	"webhook": runWebhook,
 	"import":  runImport,
+	"keys":    runKeys,
 }
 
 func main() {

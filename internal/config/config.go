@@ -21,6 +21,9 @@ type Config struct {
 	Issuer      string // OAuth issuer URL, no trailing slash
 	Secret      []byte // ≥ 32 bytes; nil with Demo means "generate and persist"
 	Demo        bool   // seed the demo fixtures
+	// SecretPrevious is CONSENTGATE_SECRET_PREVIOUS: the secret before a
+	// rotation; the key ring sealed under it is re-sealed under Secret.
+	SecretPrevious []byte
 	// PurposePolicyFile replaces the built-in purpose policy when set.
 	PurposePolicyFile string
 	// ShutdownTimeout bounds graceful shutdown.
@@ -69,6 +72,9 @@ func ParseServe(args []string) (*Config, error) {
 	if s := os.Getenv("CONSENTGATE_SECRET"); s != "" {
 		c.Secret = []byte(s)
 	}
+	if s := os.Getenv("CONSENTGATE_SECRET_PREVIOUS"); s != "" {
+		c.SecretPrevious = []byte(s)
+	}
 	return c, c.Validate()
 }
 
@@ -79,6 +85,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Secret == nil && !c.Demo {
 		return errors.New("CONSENTGATE_SECRET is required (at least 32 random bytes), unless you run with --demo")
+	}
+	if c.SecretPrevious != nil && len(c.SecretPrevious) < MinSecretLen {
+		return fmt.Errorf("CONSENTGATE_SECRET_PREVIOUS must be at least %d bytes (it is %d)", MinSecretLen, len(c.SecretPrevious))
 	}
 	u, err := url.Parse(c.Issuer)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
