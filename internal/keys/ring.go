@@ -101,6 +101,10 @@ type ringKey struct {
 	es             ES256
 	mac            []byte
 	public         *jose.JSONWebKey
+	// verifyOnly: sealed under a secret this node does not hold (a node
+	// still on the old secret while others re-sealed): its stored public
+	// key is published and verifies, but the node never signs with it.
+	verifyOnly bool
 }
 
 // KeyInfo describes a ring key (never its private half).
@@ -304,8 +308,9 @@ type ringRow struct {
 	KeyUse     string `gorm:"column:key_use"`
 	Kind       string `gorm:"column:kind"`
 	Sealed     string `gorm:"column:sealed"`
-	CreatedAt  int64  `gorm:"column:created_at"`
-	ActivateAt int64  `gorm:"column:activate_at"`
+	PublicJWK  *string `gorm:"column:public_jwk"`
+	CreatedAt  int64   `gorm:"column:created_at"`
+	ActivateAt int64   `gorm:"column:activate_at"`
 }
 
 // load re-reads the ring. At start (strict) a key that opens under neither
@@ -313,7 +318,7 @@ type ringRow struct {
 // re-sealed) it keeps the copy it holds and skips keys it cannot open.
 func (r *Ring) load(ctx context.Context, strict bool) error {
 	var rows []ringRow
-	if err := r.db.WithContext(ctx).Raw(`SELECT kid, key_use, kind, sealed, created_at, activate_at FROM key_ring
+	if err := r.db.WithContext(ctx).Raw(`SELECT kid, key_use, kind, sealed, public_jwk, created_at, activate_at FROM key_ring
 		ORDER BY key_use, activate_at DESC, created_at DESC`).Scan(&rows).Error; err != nil {
 		return fmt.Errorf("keys: read ring: %w", err)
 	}
@@ -334,13 +339,17 @@ func (r *Ring) load(ctx context.Context, strict bool) error {
 			var perr error
 			raw, perr = open(r.previous, row.KID, row.KeyUse, row.Sealed)
 			if perr != nil {
-				if k, ok := held[row.KID]; ok && !strict {
+				if k, ok := held[row.KID]; ok && !strict && !k.verifyOnly {
 					next = append(next, k)
 					continue
 				}
 				if strict {
 					return fmt.Errorf("key ring: %s key %s does not open under CONSENTGATE_SECRET%s: start with the secret it was sealed under in CONSENTGATE_SECRET_PREVIOUS",
 						row.KeyUse, row.KID, map[bool]string{true: " nor CONSENTGATE_SECRET_PREVIOUS", false: ""}[r.previous != nil])
+				}
+				if k := verifyOnly(row); k != nil {
+					next = append(next, k)
+					continue
 				}
 				r.log.Warn("key ring: a key does not open under this node's secret; skipped", "kid", row.KID, "use", row.KeyUse)
 				continue
@@ -368,6 +377,19 @@ func (r *Ring) load(ctx context.Context, strict bool) error {
 	r.keys = next
 	r.mu.Unlock()
 	return nil
+}
+
+// verifyOnly is the public half of a row this node cannot open, or nil.
+func verifyOnly(row ringRow) *ringKey {
+	if row.PublicJWK == nil {
+		return nil
+	}
+	var pub jose.JSONWebKey
+	if err := json.Unmarshal([]byte(*row.PublicJWK), &pub); err != nil || !pub.Valid() || pub.KeyID != row.KID {
+		return nil
+	}
+	return &ringKey{kid: row.KID, use: row.KeyUse, kind: row.Kind, sealed: row.Sealed, public: &pub, verifyOnly: true,
+		created: store.FromMicros(row.CreatedAt), activate: store.FromMicros(row.ActivateAt)}
 }
 
 // Reload re-reads the ring now (Run does it every interval).
@@ -401,7 +423,7 @@ func (r *Ring) active(use string) *ringKey {
 	defer r.mu.RUnlock()
 	var last *ringKey
 	for _, k := range r.keys {
-		if k.use != use {
+		if k.use != use || k.verifyOnly {
 			continue
 		}
 		if !k.activate.After(now) {
