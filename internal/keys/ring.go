@@ -304,10 +304,10 @@ func (r *Ring) insert(ctx context.Context, use, kind string, raw []byte, activat
 }
 
 type ringRow struct {
-	KID        string `gorm:"column:kid"`
-	KeyUse     string `gorm:"column:key_use"`
-	Kind       string `gorm:"column:kind"`
-	Sealed     string `gorm:"column:sealed"`
+	KID        string  `gorm:"column:kid"`
+	KeyUse     string  `gorm:"column:key_use"`
+	Kind       string  `gorm:"column:kind"`
+	Sealed     string  `gorm:"column:sealed"`
 	PublicJWK  *string `gorm:"column:public_jwk"`
 	CreatedAt  int64   `gorm:"column:created_at"`
 	ActivateAt int64   `gorm:"column:activate_at"`
