@@ -14,6 +14,7 @@ import (
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/ingest"
 	"github.com/consentgate/consentgate/internal/oauth"
+	"github.com/consentgate/consentgate/internal/ratelimit"
 	"github.com/consentgate/consentgate/internal/server"
 )
 
@@ -48,11 +49,15 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		"exempt the client from PAR (require_pushed_authorization_requests: false): it may send front-channel authorization requests")
 	defaultPurpose := fs.String("default-purpose", "", "purpose of an authorization request that names none (one of --purpose)")
 	aggregator := fs.Bool("aggregator", false, "the client is an aggregator that passes the data on to other apps (said on the consent screen)")
+	rateLimit := fs.Int("rate-limit", -1, "this client's own limit in requests per second (0: none), instead of the server's --rate-limit")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *name == "" {
 		return errors.New("--name is required")
+	}
+	if *rateLimit < -1 {
+		return fmt.Errorf("--rate-limit must be 0 (no limit) or a number of requests per second, not %d", *rateLimit)
 	}
 	spec := oauth.ClientSpec{ID: *id, Name: *name, RedirectURIs: redirects, Scopes: scopes, Purposes: purposes,
 		GrantTypes: grants, AuthMethod: *authMethod, DPoP: *dpop, JWKSURI: *jwksURI,
@@ -78,6 +83,11 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	}
 	if *institution != "" {
 		if err := ingest.NewService(tools.DB, nil).RegisterClient(ctx, clientID, *institution); err != nil {
+			return err
+		}
+	}
+	if *rateLimit >= 0 {
+		if err := ratelimit.SetClientLimit(ctx, tools.DB, clientID, *rateLimit); err != nil {
 			return err
 		}
 	}

@@ -16,12 +16,12 @@ import (
 const usage = `consentgate — consent-gated open-banking data API
 
 Usage:
-  consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE]
+  consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE] [--rate-limit N]
   consentgate migrate [--db URL]
   consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]…
                             [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop]
                             [--id ID] [--institution ID (provider:write clients)]
-                            [--par-optional] [--default-purpose P] [--aggregator]
+                            [--par-optional] [--default-purpose P] [--aggregator] [--rate-limit N]
   consentgate demo seed [--db URL] [--customers N] [--transactions-per-account N] [--seed S]
   consentgate import [--db URL] --format jsonl|csv --institution ID FILE|-
   consentgate audit verify [--db URL] [--json]

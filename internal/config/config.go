@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +27,10 @@ type Config struct {
 	SecretPrevious []byte
 	// PurposePolicyFile replaces the built-in purpose policy when set.
 	PurposePolicyFile string
+	// RateLimit is each client's limit in requests per second (bursts up
+	// to it) on data, PAR and token endpoints, unless the client has its
+	// own; 0 means none. `serve` defaults it to DefaultRateLimit.
+	RateLimit int
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
 }
@@ -38,6 +43,9 @@ const (
 	DefaultAddr     = ":8080"
 	DefaultDatabase = "sqlite:consentgate.db"
 	DefaultIssuer   = "http://localhost:8080"
+	// DefaultRateLimit is --rate-limit's default: requests per second per
+	// client, shared by every node.
+	DefaultRateLimit = 100
 )
 
 // RegisterDBFlag adds the shared database flag to fs and returns a function
@@ -54,6 +62,7 @@ func ParseServe(args []string) (*Config, error) {
 	dbURL := RegisterDBFlag(fs)
 	issuer := fs.String("issuer", "", "issuer URL (env CONSENTGATE_ISSUER, default http://localhost:8080)")
 	demo := fs.Bool("demo", false, "seed the demo fixtures and generate a secret if none is set")
+	rateLimit := fs.Int("rate-limit", -1, "requests per second per client on data, PAR and token endpoints, across all nodes; 0: none (env CONSENTGATE_RATE_LIMIT, default 100)")
 	policy := fs.String("purpose-policy", "", "JSON file replacing the built-in purpose policy (env CONSENTGATE_PURPOSE_POLICY)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -71,6 +80,17 @@ func ParseServe(args []string) (*Config, error) {
 	}
 	if s := os.Getenv("CONSENTGATE_SECRET"); s != "" {
 		c.Secret = []byte(s)
+	}
+	c.RateLimit = *rateLimit
+	if c.RateLimit < 0 {
+		c.RateLimit = DefaultRateLimit
+		if s := os.Getenv("CONSENTGATE_RATE_LIMIT"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("CONSENTGATE_RATE_LIMIT must be a whole number of requests per second, 0 for none (it is %q)", s)
+			}
+			c.RateLimit = n
+		}
 	}
 	if s := os.Getenv("CONSENTGATE_SECRET_PREVIOUS"); s != "" {
 		c.SecretPrevious = []byte(s)

@@ -23,6 +23,7 @@ type dataHandler struct {
 	purposes *purpose.Table
 	log      *slog.Logger
 	now      func() time.Time
+	limit    RateLimiter // nil: no rate limit
 }
 
 // RegisterData mounts the data API of SPEC §3 on r:
@@ -45,7 +46,7 @@ func RegisterData(r gin.IRouter, d Deps) {
 	if d.Usage == nil {
 		panic("httpapi.RegisterData: Deps.Usage is required (SPEC §4 daily limits)")
 	}
-	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, usage: d.Usage, purposes: d.Purposes, log: d.Logger, now: d.Now}
+	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, usage: d.Usage, purposes: d.Purposes, log: d.Logger, now: d.Now, limit: d.Limiter}
 	if h.purposes == nil {
 		h.purposes = purpose.Default()
 	}

@@ -83,6 +83,9 @@ type Deps struct {
 	// ring's, which survives a change of Secret); nil derives them from
 	// Secret.
 	SymmetricKey func(label string) []byte
+	// RateLimit counts one PAR or token request of a client and returns how
+	// long it must wait when over its limit (0: admitted); nil: no limit.
+	RateLimit func(ctx context.Context, clientID string) (time.Duration, error)
 }
 
 // SymmetricKeyLabels are the symmetric keys the provider needs: the token
@@ -113,6 +116,7 @@ type Provider struct {
 	hasher   *secretHasher
 	jwks     *jwksCache // clients' jwks_uri key sets
 	nonceKey []byte     // signs the stateless DPoP nonces
+	limit    func(ctx context.Context, clientID string) (time.Duration, error)
 }
 
 // New builds the provider.
@@ -148,7 +152,7 @@ func New(d Deps) (*Provider, error) {
 		now: func() time.Time { return now().UTC() }, events: d.Events, keys: d.PublicKeys,
 		hasher:   &secretHasher{key: symKey("client-secret-hash")},
 		nonceKey: symKey("dpop-nonce"),
-		subjects: d.Subjects, idKey: d.IDTokenKey,
+		subjects: d.Subjects, idKey: d.IDTokenKey, limit: d.RateLimit,
 	}
 	if p.idKey == nil {
 		k := keys.DeriveES256(d.Secret, idTokenKeyLabel)
@@ -220,9 +224,9 @@ func (p *Provider) Register(r gin.IRouter) {
 	r.GET("/.well-known/oauth-authorization-server", p.handleMetadata)
 	r.GET("/.well-known/openid-configuration", p.handleOpenIDConfiguration)
 	r.GET("/jwks", p.handleJWKS)
-	r.POST("/oauth2/par", p.singleParams, p.handlePAR)
+	r.POST("/oauth2/par", p.singleParams, p.rateLimited(EventConsentRequested), p.handlePAR)
 	r.GET("/oauth2/authorize", p.handleAuthorize)
-	r.POST("/oauth2/token", p.singleParams, p.handleToken)
+	r.POST("/oauth2/token", p.singleParams, p.rateLimited(EventTokenIssued), p.handleToken)
 	r.POST("/oauth2/introspect", p.singleParams, p.handleIntrospect)
 	r.POST("/oauth2/revoke", p.singleParams, p.handleRevoke)
 	r.GET("/oauth2/grants/:grant_id", p.handleGetGrant)

@@ -30,6 +30,7 @@ import (
 	"github.com/consentgate/consentgate/internal/keys"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/purpose"
+	"github.com/consentgate/consentgate/internal/ratelimit"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/web"
 )
@@ -49,6 +50,7 @@ type Server struct {
 	webhooks *webhooks
 	ring     *keys.Ring
 	ringDone chan struct{}
+	limiter  *ratelimit.Limiter
 	stop     context.CancelFunc
 	bg       chan struct{}
 }
@@ -119,6 +121,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		return err
 	}
 	rk := ringKeys{s.ring}
+	s.limiter = ratelimit.New(s.db, s.cfg.RateLimit, s.now)
 
 	s.consents = consent.NewSQLStore(s.db)
 	accountStore := accounts.NewSQLStore(s.db)
@@ -137,7 +140,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	provider, err := oauth.New(oauth.Deps{
 		DB: s.db, Consents: s.consents, Purposes: purposes, Issuer: s.cfg.Issuer, Secret: secret,
 		Logger: s.log, Now: s.now, Events: s.audit, PublicKeys: s.publicKeys,
-		Subjects: pairwise, IDTokenKey: rk.idToken, SymmetricKey: rk.symmetric,
+		Subjects: pairwise, IDTokenKey: rk.idToken, SymmetricKey: rk.symmetric, RateLimit: s.limiter.Allow,
 	})
 	if err != nil {
 		return err
@@ -193,11 +196,11 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	httpapi.RegisterData(r, httpapi.Deps{
 		Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 		Usage:  consent.NewSQLStore(s.db),
-		Logger: s.log, Now: s.now,
+		Logger: s.log, Now: s.now, Limiter: s.limiter,
 	})
 	httpapi.RegisterUserinfo(r, httpapi.UserinfoDeps{
 		Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Claims: customerClaims{ident}, Subjects: pairwise,
-		Logger: s.log, Now: s.now,
+		Logger: s.log, Now: s.now, Limiter: s.limiter,
 	})
 	httpapi.RegisterProvider(r, httpapi.ProviderDeps{
 		Ingest: s.ingest, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Logger: s.log,
@@ -251,6 +254,9 @@ func (s *Server) sweep(ctx context.Context) {
 		}
 		if err := s.identity.Prune(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("session prune failed", "err", err)
+		}
+		if err := s.limiter.Prune(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rate limit window prune failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -42,6 +42,8 @@ type Options struct {
 	Secret, SecretPrevious string
 	// KeyRefresh is how often the node re-reads the key ring (0: default).
 	KeyRefresh time.Duration
+	// RateLimit is the node's --rate-limit (0: none).
+	RateLimit int
 }
 
 // TestSecret is the CONSENTGATE_SECRET of test servers.
@@ -65,7 +67,7 @@ func Start(t testing.TB, d store.Dialect, o Options) *Server {
 		secret = TestSecret
 	}
 	cfg := &config.Config{Addr: l.Addr().String(), DatabaseURL: dbURL, Issuer: base, Secret: []byte(secret),
-		Demo: true, ShutdownTimeout: 5 * time.Second}
+		Demo: true, ShutdownTimeout: 5 * time.Second, RateLimit: o.RateLimit}
 	if o.SecretPrevious != "" {
 		cfg.SecretPrevious = []byte(o.SecretPrevious)
 	}
