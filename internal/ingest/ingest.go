@@ -220,6 +220,7 @@ type customerRec struct {
 	id          string
 	username    string
 	displayName string
+	idpSubject  string // "" for none
 }
 
 type accountRec struct {

@@ -28,6 +28,9 @@ type CustomerRecord struct {
 	RecordType  string `json:"record_type,omitempty"`
 	ID          string `json:"id"`
 	DisplayName string `json:"display_name"`
+	// IDPSubject links the customer to its subject at the bank's identity
+	// provider (--customer-idp): the customer logs in there. Empty: none.
+	IDPSubject string `json:"idp_subject,omitempty"`
 }
 
 // AccountRecord is one customer account.
@@ -336,11 +339,15 @@ func (v *validator) customer(b *Batch, p pos, r *CustomerRecord) *FieldError {
 	c := check{p: p}
 	c.id("id", r.ID)
 	c.text("display_name", r.DisplayName, maxNameLen, true)
+	// Not c.text: an IdP subject may well be a long run of digits.
+	if s := r.IDPSubject; len(s) > maxNameLen || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		c.fail("idp_subject", fmt.Sprintf("must be the identity provider's subject: valid UTF-8, no control characters, at most %d bytes", maxNameLen))
+	}
 	if c.failed() {
 		return c.fe
 	}
 	b.customers = append(b.customers, customerRec{pos: p, providerID: r.ID, id: CustomerID(v.institutionID, r.ID),
-		username: Username(v.institutionID, r.ID), displayName: r.DisplayName})
+		username: Username(v.institutionID, r.ID), displayName: r.DisplayName, idpSubject: r.IDPSubject})
 	return nil
 }
 
