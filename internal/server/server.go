@@ -172,6 +172,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		Grants: s.consents, Apps: dashboardApps{provider, s.webhooks}, History: dashboardHistory{s.audit.reader},
 		Proofs: dashboardProofs{r: s.audit.reader, cp: s.audit.cp, keys: s.audit.signer},
 		Secure: issuer.Scheme == "https", Logger: s.log, Now: s.now,
+		IDP: customerIDP(s.cfg), NoPasswordLogin: s.cfg.NoPasswordLogin,
 	})
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ type Options struct {
 	KeyRefresh time.Duration
 	// RateLimit is the node's --rate-limit (0: none).
 	RateLimit int
+	// Configure, when set, adjusts the node's configuration (its Issuer is
+	// already the node's URL) before it starts.
+	Configure func(*config.Config)
 }
 
 // TestSecret is the CONSENTGATE_SECRET of test servers.
@@ -70,6 +73,9 @@ func Start(t testing.TB, d store.Dialect, o Options) *Server {
 		Demo: true, ShutdownTimeout: 5 * time.Second, RateLimit: o.RateLimit}
 	if o.SecretPrevious != "" {
 		cfg.SecretPrevious = []byte(o.SecretPrevious)
+	}
+	if o.Configure != nil {
+		o.Configure(cfg)
 	}
 	clock := o.Clock
 	if clock == nil {
