@@ -17,6 +17,8 @@ const usage = `consentgate — consent-gated open-banking data API
 
 Usage:
   consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE] [--rate-limit N]
+                    [--customer-idp ISSUER --customer-idp-client-id ID [--customer-idp-client-secret S]
+                     [--customer-idp-claim C] [--password-login=false]]
   consentgate migrate [--db URL]
   consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]…
                             [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop]
