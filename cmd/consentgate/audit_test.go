@@ -67,12 +67,24 @@ func TestAuditVerifyCommand(t *testing.T) {
 				t.Fatalf("intact log: exit %d\n%s%s", code, out, errb)
 			}
 
-			// Another secret means another key: the checkpoint is not ours.
-			t.Setenv("CONSENTGATE_SECRET", cliSecret+"-rotated")
-			if code, out, _ := runCLI("audit", "verify", "--db", dbURL); code != 1 || !strings.Contains(out, "unknown key") {
-				t.Errorf("wrong key: exit %d %s", code, out)
+			// Another secret does not open the key ring: a clear refusal,
+			// not a verdict on the log.
+			rotated := cliSecret + "-rotated"
+			t.Setenv("CONSENTGATE_SECRET", rotated)
+			if code, _, errb := runCLI("audit", "verify", "--db", dbURL); code != 1 || !strings.Contains(errb, "CONSENTGATE_SECRET_PREVIOUS") {
+				t.Errorf("wrong secret: exit %d %s", code, errb)
 			}
-			t.Setenv("CONSENTGATE_SECRET", cliSecret)
+			// With the old secret as CONSENTGATE_SECRET_PREVIOUS the ring is
+			// re-sealed and the checkpoint signed before still verifies;
+			// afterwards the new secret alone is enough.
+			t.Setenv("CONSENTGATE_SECRET_PREVIOUS", cliSecret)
+			if code, out, errb := runCLI("audit", "verify", "--db", dbURL); code != 0 || !strings.Contains(out, "1 signed checkpoints verified") {
+				t.Fatalf("secret rotated: exit %d %s%s", code, out, errb)
+			}
+			t.Setenv("CONSENTGATE_SECRET_PREVIOUS", "")
+			if code, out, errb := runCLI("audit", "verify", "--db", dbURL); code != 0 || !strings.Contains(out, "1 signed checkpoints verified") {
+				t.Fatalf("new secret alone: exit %d %s%s", code, out, errb)
+			}
 
 			drop := `DROP TRIGGER audit_events_no_update`
 			if d == store.Postgres {

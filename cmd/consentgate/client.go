@@ -15,6 +15,7 @@ import (
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/ingest"
 	"github.com/consentgate/consentgate/internal/oauth"
+	"github.com/consentgate/consentgate/internal/ratelimit"
 	"github.com/consentgate/consentgate/internal/server"
 )
 
@@ -28,7 +29,7 @@ func (m *multi) Set(v string) error {
 }
 
 const clientUsage = "consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]… " +
-	"[--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop] [--id ID] [--institution ID] [--db URL]"
+	"[--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop] [--id ID] [--institution ID] [--rate-limit N] [--db URL]"
 
 func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	switch {
@@ -57,6 +58,7 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		"exempt the client from PAR (require_pushed_authorization_requests: false): it may send front-channel authorization requests")
 	defaultPurpose := fs.String("default-purpose", "", "purpose of an authorization request that names none (one of --purpose)")
 	aggregator := fs.Bool("aggregator", false, "the client is an aggregator that passes the data on to other apps (said on the consent screen)")
+	rateLimit := fs.Int("rate-limit", -1, "this client's own limit in requests per second (0: none), instead of the server's --rate-limit")
 	if err := parseFlags(fs, args[1:], stdout, clientUsage); err != nil {
 		return err
 	}
@@ -65,6 +67,9 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	}
 	if *name == "" {
 		return usagef("--name is required\nusage: %s", clientUsage)
+	}
+	if *rateLimit < -1 {
+		return fmt.Errorf("--rate-limit must be 0 (no limit) or a number of requests per second, not %d", *rateLimit)
 	}
 	spec := oauth.ClientSpec{ID: *id, Name: *name, RedirectURIs: redirects, Scopes: scopes, Purposes: purposes,
 		GrantTypes: grants, AuthMethod: *authMethod, DPoP: *dpop, JWKSURI: *jwksURI,
@@ -86,15 +91,19 @@ func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	defer tools.Close()
 	// The client and its institution are registered together or not at
 	// all: a typo in --institution must not leave the client id taken.
-	var then func(tx *gorm.DB, clientID string) error
-	if *institution != "" {
-		svc := ingest.NewService(tools.DB, nil)
-		then = func(tx *gorm.DB, clientID string) error {
-			if err := svc.RegisterClientTx(tx, clientID, *institution); err != nil {
+	// So are a client and its own rate limit.
+	then := func(tx *gorm.DB, clientID string) error {
+		if *institution != "" {
+			if err := ingest.NewService(tools.DB, nil).RegisterClientTx(tx, clientID, *institution); err != nil {
 				return fmt.Errorf("--institution: %w (nothing was registered)", err)
 			}
-			return nil
 		}
+		if *rateLimit >= 0 {
+			if err := ratelimit.SetClientLimitTx(tx, clientID, *rateLimit); err != nil {
+				return fmt.Errorf("--rate-limit: %w (nothing was registered)", err)
+			}
+		}
+		return nil
 	}
 	clientID, secret, err := tools.Provider.CreateClientWith(ctx, spec, then)
 	if err != nil {

@@ -19,12 +19,14 @@ import (
 const usage = `consentgate — consent-gated open-banking data API
 
 Usage:
-  consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE]
+  consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE] [--rate-limit N]
+                    [--customer-idp ISSUER --customer-idp-client-id ID [--customer-idp-client-secret S]
+                     [--customer-idp-claim C] [--password-login=false]]
   consentgate migrate [--db URL]
   consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]…
                             [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop]
                             [--id ID] [--institution ID (provider:write clients)]
-                            [--par-optional] [--default-purpose P] [--aggregator]
+                            [--par-optional] [--default-purpose P] [--aggregator] [--rate-limit N]
   consentgate demo seed [--db URL] [--customers N] [--transactions-per-account N] [--seed S]
   consentgate import [--db URL] [--format jsonl|csv] [--institution ID] FILE|-
   consentgate audit verify [--db URL] [--json]
@@ -36,12 +38,15 @@ Usage:
   consentgate audit report [--db URL] --since T --until T --out FILE.html
   consentgate audit archive [--db URL] --before DATE --out FILE (PostgreSQL)
   consentgate webhook set --client-id ID --url URL | remove --client-id ID | deliveries [--client-id ID] [--limit N]
+  consentgate keys list [--db URL]
+  consentgate keys rotate [--db URL] [--use audit|webhook|id_token]… [--activate-in D (default 30s)]
   consentgate version
 
 Every command takes --help. Exit status: 0 success, 1 failure, 2 a command line that could not be understood.
 
 Environment: CONSENTGATE_ADDR, CONSENTGATE_DATABASE_URL, CONSENTGATE_ISSUER,
-CONSENTGATE_SECRET (≥ 32 bytes; required unless --demo).
+CONSENTGATE_SECRET (≥ 32 bytes; required unless --demo), CONSENTGATE_SECRET_PREVIOUS
+(the secret before a change: the key ring is re-sealed under the new one on start).
 `
 
 type command func(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error
@@ -55,6 +60,7 @@ var commands = map[string]command{
 	"webhook": runWebhook,
 	"import":  runImport,
 	"version": runVersion,
+	"keys":    runKeys,
 }
 
 func main() {

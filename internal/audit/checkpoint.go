@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,11 +23,12 @@ const seedLabel = "consentgate audit checkpoint v1"
 // be mistaken for another token signed by a key in the same JWKS.
 const checkpointType = "audit-checkpoint+jws"
 
-// Signer signs checkpoints with an Ed25519 key derived from the server secret.
+// Signer signs tree heads with the audit key: one derived from the server
+// secret (NewSigner), or the active audit key of the key ring
+// (NewRingSigner), which a rotation changes while the node runs.
 type Signer struct {
-	public  jose.JSONWebKey
-	signer  jose.Signer
-	private ed25519.PrivateKey
+	key func() keys.Ed25519
+	all func() *jose.JSONWebKeySet
 }
 
 // NewSigner derives the checkpoint key: the Ed25519 seed is
@@ -36,16 +36,26 @@ type Signer struct {
 // RFC 7638 thumbprint (SHA-256, base64url).
 func NewSigner(secret []byte) *Signer {
 	k := keys.DeriveEd25519(secret, seedLabel)
-	return &Signer{public: k.Public, signer: k.Signer(checkpointType), private: k.Private}
+	return &Signer{key: func() keys.Ed25519 { return k },
+		all: func() *jose.JSONWebKeySet { return &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.Public}} }}
 }
 
-// PublicJWK is the verification key, for the JWKS served at jwks_uri.
-func (s *Signer) PublicJWK() jose.JSONWebKey { return s.public }
-
-// KeySet is a JWKS holding only PublicJWK, for Verify.
-func (s *Signer) KeySet() *jose.JSONWebKeySet {
-	return &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.public}}
+// NewRingSigner signs with active() at each signature and verifies with
+// all(): every audit key of the ring, so heads signed before a rotation
+// still verify.
+func NewRingSigner(active func() keys.Ed25519, all func() *jose.JSONWebKeySet) *Signer {
+	return &Signer{key: active, all: all}
 }
+
+// SeedLabel is the label the first audit key is derived under (the key
+// ring seeds itself with it, so logs signed before the ring still verify).
+const SeedLabel = seedLabel
+
+// PublicJWK is the current verification key, for the JWKS served at jwks_uri.
+func (s *Signer) PublicJWK() jose.JSONWebKey { return s.key().Public }
+
+// KeySet holds every key that may have signed this log's heads, for Verify.
+func (s *Signer) KeySet() *jose.JSONWebKeySet { return s.all() }
 
 // CheckpointClaims is the payload of a legacy checkpoint: before the log
 // became a Merkle tree, checkpoints were compact JWS over the chain hash.

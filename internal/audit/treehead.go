@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/consentgate/consentgate/internal/keys"
 	"github.com/consentgate/consentgate/internal/store"
 )
 
@@ -60,16 +61,16 @@ func Origin(issuer string) string {
 }
 
 // KeyID is the kid of the signing key in the JWKS.
-func (s *Signer) KeyID() string { return s.public.KeyID }
+func (s *Signer) KeyID() string { return s.key().Public.KeyID }
 
-// noteSigner signs notes of origin with the audit key. It is the one place
-// tree heads are signed: a key ring replaces it with the ring's current key.
-func (s *Signer) noteSigner(origin string) (note.Signer, error) {
-	v, err := noteVerifier(origin, s.public)
+// noteSignerFor signs notes of origin with the audit key k. It is the one
+// place tree heads are signed.
+func noteSignerFor(origin string, k keys.Ed25519) (note.Signer, error) {
+	v, err := noteVerifier(origin, k.Public)
 	if err != nil {
 		return nil, err
 	}
-	return edNoteSigner{name: origin, hash: v.KeyHash(), key: s.private}, nil
+	return edNoteSigner{name: origin, hash: v.KeyHash(), key: k.Private}, nil
 }
 
 type edNoteSigner struct {
@@ -104,7 +105,8 @@ func treeHeadText(origin string, size int64, root []byte, ts int64) string {
 
 // signTreeHead signs the tree of size leaves with root at time now.
 func (s *Signer) signTreeHead(origin string, size int64, root []byte, now time.Time) (TreeHead, error) {
-	ns, err := s.noteSigner(origin)
+	k := s.key() // one key for the whole head, whatever a rotation does meanwhile
+	ns, err := noteSignerFor(origin, k)
 	if err != nil {
 		return TreeHead{}, err
 	}
@@ -114,8 +116,8 @@ func (s *Signer) signTreeHead(origin string, size int64, root []byte, now time.T
 	if err != nil {
 		return TreeHead{}, fmt.Errorf("sign tree head: %w", err)
 	}
-	sig := ed25519.Sign(s.private, []byte(text))
-	return TreeHead{TreeSize: size, RootHash: b64(root), Timestamp: ts, KeyID: s.KeyID(),
+	sig := ed25519.Sign(k.Private, []byte(text))
+	return TreeHead{TreeSize: size, RootHash: b64(root), Timestamp: ts, KeyID: k.Public.KeyID,
 		Signature: b64(sig), Note: string(msg)}, nil
 }
 

@@ -41,7 +41,7 @@ func forgeCheckpoint(t *testing.T, db *store.DB, signer *Signer, seq int64) {
 	if err := db.Raw(`SELECT hash FROM audit_events WHERE seq = ?`, seq).Row().Scan(&hash); err != nil {
 		t.Fatal(err)
 	}
-	sig, err := signer.signer.Sign([]byte(`{"iss":"x","seq":` + strconv.FormatInt(seq, 10) + `,"hash":"` + hash + `","iat":1}`))
+	sig, err := signer.key().Signer(checkpointType).Sign([]byte(`{"iss":"x","seq":` + strconv.FormatInt(seq, 10) + `,"hash":"` + hash + `","iat":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			// The server's key id, but a signature made by another key.
 			var hash string
 			db.Raw(`SELECT hash FROM audit_events WHERE seq = 6`).Row().Scan(&hash)
-			s, _ := other.signer.Sign([]byte(`{"seq":6,"hash":"` + hash + `"}`))
+			s, _ := other.key().Signer(checkpointType).Sign([]byte(`{"seq":6,"hash":"` + hash + `"}`))
 			jws, _ := s.CompactSerialize()
 			parts := strings.Split(jws, ".")
 			hdr, _ := base64.RawURLEncoding.DecodeString(parts[0])

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,8 +22,23 @@ type Config struct {
 	Issuer      string // OAuth issuer URL, no trailing slash
 	Secret      []byte // ≥ 32 bytes; nil with Demo means "generate and persist"
 	Demo        bool   // seed the demo fixtures
+	// SecretPrevious is CONSENTGATE_SECRET_PREVIOUS: the secret before a
+	// rotation; the key ring sealed under it is re-sealed under Secret.
+	SecretPrevious []byte
 	// PurposePolicyFile replaces the built-in purpose policy when set.
 	PurposePolicyFile string
+	// RateLimit is each client's limit in requests per second (bursts up
+	// to it) on data, PAR and token endpoints, unless the client has its
+	// own; 0 means none. `serve` defaults it to DefaultRateLimit.
+	RateLimit int
+	// CustomerIDP is the issuer of the bank's OpenID Connect identity
+	// provider customers log in with ("" : none), with this server's client
+	// id and secret there and the id_token claim linked to customers'
+	// idp_subject ("" : sub).
+	CustomerIDP, CustomerIDPClientID, CustomerIDPClientSecret, CustomerIDPClaim string
+	// NoPasswordLogin turns the password form off (--password-login=false),
+	// leaving only the IdP.
+	NoPasswordLogin bool
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
 }
@@ -37,6 +53,9 @@ const (
 	// DefaultIssuer is the issuer of a server on DefaultAddr; another
 	// --addr changes it (IssuerForAddr).
 	DefaultIssuer = "http://localhost:8080"
+	// DefaultRateLimit is --rate-limit's default: requests per second per
+	// client, shared by every node.
+	DefaultRateLimit = 100
 )
 
 // RegisterDBFlag adds the shared database flag to fs and returns a function
@@ -53,6 +72,12 @@ func ParseServe(args []string) (*Config, error) {
 	dbURL := RegisterDBFlag(fs)
 	issuer := fs.String("issuer", "", "issuer URL (env CONSENTGATE_ISSUER, default http://localhost:PORT, the port of --addr)")
 	demo := fs.Bool("demo", false, "seed the demo fixtures and generate a secret if none is set")
+	rateLimit := fs.Int("rate-limit", -1, "requests per second per client on data, PAR and token endpoints, across all nodes; 0: none (env CONSENTGATE_RATE_LIMIT, default 100)")
+	idp := fs.String("customer-idp", "", "issuer URL of the bank's OpenID Connect IdP customers log in with (env CONSENTGATE_CUSTOMER_IDP)")
+	idpClientID := fs.String("customer-idp-client-id", "", "this server's client_id at the IdP (env CONSENTGATE_CUSTOMER_IDP_CLIENT_ID)")
+	idpClientSecret := fs.String("customer-idp-client-secret", "", "this server's client secret at the IdP (env CONSENTGATE_CUSTOMER_IDP_CLIENT_SECRET)")
+	idpClaim := fs.String("customer-idp-claim", "", "id_token claim linked to customers' idp_subject (env CONSENTGATE_CUSTOMER_IDP_CLAIM, default sub)")
+	passwordLogin := fs.Bool("password-login", true, "offer the username and password form at /login (false: only the IdP)")
 	policy := fs.String("purpose-policy", "", "JSON file replacing the built-in purpose policy (env CONSENTGATE_PURPOSE_POLICY)")
 	var help strings.Builder
 	fs.SetOutput(&help)
@@ -77,6 +102,25 @@ func ParseServe(args []string) (*Config, error) {
 	if s := os.Getenv("CONSENTGATE_SECRET"); s != "" {
 		c.Secret = []byte(s)
 	}
+	c.CustomerIDP = strings.TrimRight(firstNonEmpty(*idp, os.Getenv("CONSENTGATE_CUSTOMER_IDP")), "/")
+	c.CustomerIDPClientID = firstNonEmpty(*idpClientID, os.Getenv("CONSENTGATE_CUSTOMER_IDP_CLIENT_ID"))
+	c.CustomerIDPClientSecret = firstNonEmpty(*idpClientSecret, os.Getenv("CONSENTGATE_CUSTOMER_IDP_CLIENT_SECRET"))
+	c.CustomerIDPClaim = firstNonEmpty(*idpClaim, os.Getenv("CONSENTGATE_CUSTOMER_IDP_CLAIM"))
+	c.NoPasswordLogin = !*passwordLogin
+	c.RateLimit = *rateLimit
+	if c.RateLimit < 0 {
+		c.RateLimit = DefaultRateLimit
+		if s := os.Getenv("CONSENTGATE_RATE_LIMIT"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("CONSENTGATE_RATE_LIMIT must be a whole number of requests per second, 0 for none (it is %q)", s)
+			}
+			c.RateLimit = n
+		}
+	}
+	if s := os.Getenv("CONSENTGATE_SECRET_PREVIOUS"); s != "" {
+		c.SecretPrevious = []byte(s)
+	}
 	return c, c.Validate()
 }
 
@@ -96,6 +140,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Secret == nil && !c.Demo {
 		return errors.New("CONSENTGATE_SECRET is required (at least 32 random bytes), unless you run with --demo")
+	}
+	if c.SecretPrevious != nil && len(c.SecretPrevious) < MinSecretLen {
+		return fmt.Errorf("CONSENTGATE_SECRET_PREVIOUS must be at least %d bytes (it is %d)", MinSecretLen, len(c.SecretPrevious))
+	}
+	if c.CustomerIDP != "" {
+		iu, err := url.Parse(c.CustomerIDP)
+		if err != nil || iu.Host == "" || (iu.Scheme != "https" && !(iu.Scheme == "http" && IsLoopback(iu.Hostname()))) {
+			return fmt.Errorf("--customer-idp %q must be the IdP's https issuer URL (http only on loopback)", c.CustomerIDP)
+		}
+		if c.CustomerIDPClientID == "" {
+			return errors.New("--customer-idp needs --customer-idp-client-id (env CONSENTGATE_CUSTOMER_IDP_CLIENT_ID): this server's client at the IdP")
+		}
+	}
+	if c.NoPasswordLogin && c.CustomerIDP == "" {
+		return errors.New("--password-login=false needs --customer-idp: customers must log in somehow")
 	}
 	u, err := url.Parse(c.Issuer)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {

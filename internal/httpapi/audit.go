@@ -43,14 +43,17 @@ type AuditDeps struct {
 	Log  AuditLog
 	Auth Authenticator
 	// Keys verify the signed checkpoints (the public keys of jwks_uri).
-	Keys   *jose.JSONWebKeySet
+	Keys *jose.JSONWebKeySet
+	// KeySet, when set, replaces Keys and is asked at each verification:
+	// a key ring's audit keys, which a rotation on any node extends.
+	KeySet func() *jose.JSONWebKeySet
 	Logger *slog.Logger // nil: discard
 }
 
 type auditHandler struct {
 	log  AuditLog
 	auth Authenticator
-	keys *jose.JSONWebKeySet
+	keys func() *jose.JSONWebKeySet
 	ops  *slog.Logger
 }
 
@@ -68,10 +71,14 @@ type auditHandler struct {
 // log an auditor is paging through. They are in the access log, with the
 // interaction id.
 func RegisterAudit(r gin.IRouter, d AuditDeps) {
-	if d.Log == nil || d.Auth == nil || d.Keys == nil {
-		panic("httpapi.RegisterAudit: Log, Auth and Keys are required")
+	if d.Log == nil || d.Auth == nil || (d.Keys == nil && d.KeySet == nil) {
+		panic("httpapi.RegisterAudit: Log, Auth and Keys (or KeySet) are required")
 	}
-	h := &auditHandler{log: d.Log, auth: d.Auth, keys: d.Keys, ops: d.Logger}
+	keys := d.KeySet
+	if keys == nil {
+		keys = func() *jose.JSONWebKeySet { return d.Keys }
+	}
+	h := &auditHandler{log: d.Log, auth: d.Auth, keys: keys, ops: d.Logger}
 	if h.ops == nil {
 		h.ops = slog.New(slog.DiscardHandler)
 	}
@@ -221,7 +228,7 @@ func (h *auditHandler) export(c *gin.Context, f audit.Filter, format string) {
 }
 
 func (h *auditHandler) verify(c *gin.Context) {
-	rep, err := h.log.Verify(c.Request.Context(), h.keys)
+	rep, err := h.log.Verify(c.Request.Context(), h.keys())
 	if err != nil {
 		h.fail(c, err)
 		return

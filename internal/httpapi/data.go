@@ -27,6 +27,7 @@ type dataHandler struct {
 	purposes  *purpose.Table
 	log       *slog.Logger
 	now       func() time.Time
+	limit     RateLimiter // nil: no rate limit
 }
 
 // RegisterData mounts the data API of SPEC §3 on r:
@@ -66,7 +67,7 @@ func newDataHandler(d Deps) *dataHandler {
 		panic("httpapi: Deps.Usage is required (SPEC §4 daily limits)")
 	}
 	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, usage: d.Usage, sync: d.Sync, cursorKey: d.CursorKey,
-		purposes: d.Purposes, log: d.Logger, now: d.Now}
+		purposes: d.Purposes, log: d.Logger, now: d.Now, limit: d.Limiter}
 	if h.cursorKey == nil {
 		h.cursorKey = make([]byte, 32)
 		if _, err := rand.Read(h.cursorKey); err != nil {

@@ -55,6 +55,9 @@ func (h *dataHandler) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(callerKey, p)
+	if !h.admit(c, p.ClientID) {
+		return
+	}
 	cons := p.Consent
 	switch {
 	case cons == nil:
@@ -69,6 +72,27 @@ func (h *dataHandler) authenticate(c *gin.Context) {
 	}
 	c.Set(principalKey, p)
 	c.Next()
+}
+
+// admit applies the client's rate limit: over it, 429 rate_limited with
+// Retry-After (recorded by recordAccess as a denied data.access naming the
+// client).
+func (h *dataHandler) admit(c *gin.Context, clientID string) bool {
+	if h.limit == nil {
+		return true
+	}
+	wait, err := h.limit.Allow(c.Request.Context(), clientID)
+	if err != nil {
+		WriteProblem(c, apperr.Wrap(apperr.Unavailable, "The request could not be counted against the app's rate limit; retry shortly.", err))
+		return false
+	}
+	if wait > 0 {
+		e := apperr.New(apperr.RateLimited, "This app is over its rate limit of requests per second; retry after Retry-After seconds.")
+		e.RetryAfter = max(1, int((wait+time.Second-1)/time.Second))
+		WriteProblem(c, e)
+		return false
+	}
+	return true
 }
 
 // authenticateToken validates the request's access token and answers the

@@ -69,6 +69,13 @@ type UsageCounter interface {
 	UncountUnattended(ctx context.Context, consentID string, u consent.Usage, now time.Time) error
 }
 
+// RateLimiter limits each client's requests (SPEC §11).
+type RateLimiter interface {
+	// Allow counts one request of clientID and returns how long it must
+	// wait when it is over its limit (0: admitted).
+	Allow(ctx context.Context, clientID string) (time.Duration, error)
+}
+
 // Deps are what the data API needs.
 type Deps struct {
 	Accounts accounts.Store
@@ -88,4 +95,5 @@ type Deps struct {
 	Purposes  *purpose.Table   // nil: purpose.Default()
 	Logger    *slog.Logger     // refused purposes are logged here as security events; nil: discard
 	Now       func() time.Time // nil: time.Now
+	Limiter   RateLimiter      // per-client rate limit; nil: none
 }

@@ -45,6 +45,7 @@ type UserinfoDeps struct {
 	Subjects SubjectSource
 	Logger   *slog.Logger     // nil: discard
 	Now      func() time.Time // nil: time.Now
+	Limiter  RateLimiter      // nil: no rate limit
 }
 
 // RegisterUserinfo mounts the OpenID Connect userinfo endpoint (SPEC §10),
@@ -60,7 +61,7 @@ func RegisterUserinfo(r gin.IRouter, d UserinfoDeps) {
 	if d.Claims == nil || d.Subjects == nil {
 		panic("httpapi.RegisterUserinfo: UserinfoDeps.Claims and Subjects are required")
 	}
-	h := &dataHandler{auth: d.Auth, audit: d.Audit, log: d.Logger, now: d.Now}
+	h := &dataHandler{auth: d.Auth, audit: d.Audit, log: d.Logger, now: d.Now, limit: d.Limiter}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

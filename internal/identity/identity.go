@@ -162,6 +162,23 @@ func (s *Service) Customer(ctx context.Context, id string) (*Customer, error) {
 	return rows[0].customer(), nil
 }
 
+// CustomerByIDPSubject returns the customer linked to subject at the bank's
+// identity provider (customers.idp_subject), or ErrNotFound.
+func (s *Service) CustomerByIDPSubject(ctx context.Context, subject string) (*Customer, error) {
+	if subject == "" {
+		return nil, ErrNotFound
+	}
+	var rows []customerRow
+	if err := s.db.WithContext(ctx).Raw(`SELECT id, username, password_hash, display_name, created_at FROM customers WHERE idp_subject = ?`, subject).
+		Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("identity.CustomerByIDPSubject: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, ErrNotFound
+	}
+	return rows[0].customer(), nil
+}
+
 // Authenticate checks username and password for a login from clientIP. It
 // answers *ThrottledError while the username or the address is locked out,
 // ErrInvalidCredentials for an unknown user or a wrong password (after

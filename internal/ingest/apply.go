@@ -131,12 +131,25 @@ func (a *applier) customerRecords() error {
 	if err != nil {
 		return err
 	}
+	var subjects []string
+	inBatch := map[string]string{} // subject → the batch's customer claiming it
+	for _, c := range cs {
+		if c.idpSubject != "" {
+			subjects = append(subjects, c.idpSubject)
+		}
+	}
+	owners, err := idpSubjectOwners(a.tx, subjects)
+	if err != nil {
+		return err
+	}
 	var (
 		write        []customerRec
 		writeProfile []identity.Profile
 	)
 	for _, c := range cs {
 		ex, ok := existing[c.id]
+		holder, held := owners[c.idpSubject]
+		claimant, claimed := inBatch[c.idpSubject]
 		if c.profile != nil {
 			if stored, has := profiles[c.id]; !has || stored != *c.profile {
 				writeProfile = append(writeProfile, *c.profile)
@@ -152,7 +165,10 @@ func (a *applier) customerRecords() error {
 		case !ok && byUsername[c.username] != "":
 			a.refuse(c.pos, "id", fmt.Sprintf("the username %q is taken by another customer", c.username))
 			continue
-		case ok && ex.DisplayName == c.displayName:
+		case c.idpSubject != "" && ((held && holder != c.id) || (claimed && claimant != c.id)):
+			a.refuse(c.pos, "idp_subject", "this IdP subject is already linked to another customer: one IdP login opens one customer")
+			continue
+		case ok && ex.DisplayName == c.displayName && ptrString(ex.IDPSubject) == c.idpSubject:
 			a.st.Unchanged++
 		case ok:
 			a.st.Updated++
@@ -162,6 +178,9 @@ func (a *applier) customerRecords() error {
 			write = append(write, c)
 		}
 		a.customers[c.id] = true
+		if c.idpSubject != "" {
+			inBatch[c.idpSubject] = c.id
+		}
 	}
 	if !a.errs.empty() {
 		return nil
@@ -185,6 +204,13 @@ func (a *applier) storedProfiles() (map[string]identity.Profile, error) {
 		return nil, nil
 	}
 	return identity.ProfilesByCustomer(a.tx, ids)
+}
+
+func ptrString(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // loadAccounts makes a.accounts hold the given accounts that exist.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/consentgate/consentgate/internal/accounts"
+	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil/testdb"
 )
@@ -321,4 +322,38 @@ func insertClient(t testing.TB, db *store.DB, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// SPEC §11: a customer record may link the customer to its IdP subject;
+// one subject opens one customer, so a second customer claiming it (in a
+// later batch or the same one) is refused; resending the record is a no-op
+// and an empty subject unlinks.
+func TestApplyIDPSubject(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		ident := identity.NewService(db, nil)
+		if st := f.mustApply(t, "bank-a", KindCustomer, `{"id":"c1","display_name":"C One","idp_subject":"00112233445566778899"}`); st.Created != 1 {
+			t.Fatalf("create: %+v", st)
+		}
+		c, err := ident.CustomerByIDPSubject(ctx, "00112233445566778899")
+		if err != nil || c.ID != CustomerID("bank-a", "c1") {
+			t.Fatalf("by subject: %+v %v", c, err)
+		}
+		if st := f.mustApply(t, "bank-a", KindCustomer, `{"id":"c1","display_name":"C One","idp_subject":"00112233445566778899"}`); st.Unchanged != 1 {
+			t.Fatalf("resend: %+v", st)
+		}
+		_, err = f.apply(t, "bank-a", KindCustomer, `{"id":"c2","display_name":"C Two","idp_subject":"00112233445566778899"}`)
+		refused(t, err, 0, "idp_subject", "already linked to another customer")
+		_, err = f.apply(t, "bank-a", KindCustomer, `{"id":"c3","display_name":"C3","idp_subject":"s-9"}`, `{"id":"c4","display_name":"C4","idp_subject":"s-9"}`)
+		refused(t, err, 1, "idp_subject", "already linked to another customer")
+		_, err = f.apply(t, "bank-a", KindCustomer, `{"id":"c5","display_name":"C5","idp_subject":"bad\u0007"}`)
+		refused(t, err, 0, "idp_subject", "control characters")
+		if st := f.mustApply(t, "bank-a", KindCustomer, `{"id":"c1","display_name":"C One"}`); st.Updated != 1 {
+			t.Fatalf("unlink: %+v", st)
+		}
+		if _, err := ident.CustomerByIDPSubject(ctx, "00112233445566778899"); !errors.Is(err, identity.ErrNotFound) {
+			t.Fatalf("after unlink: %v", err)
+		}
+	})
 }

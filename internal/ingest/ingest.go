@@ -222,6 +222,7 @@ type customerRec struct {
 	username    string
 	displayName string
 	profile     *identity.Profile // nil: leave the one on record
+	idpSubject  string            // "" for none
 }
 
 type accountRec struct {

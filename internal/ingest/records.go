@@ -44,6 +44,9 @@ type CustomerRecord struct {
 	AddressRegion     string `json:"address_region,omitempty"`
 	AddressPostalCode string `json:"address_postal_code,omitempty"`
 	AddressCountry    string `json:"address_country,omitempty"`
+	// IDPSubject links the customer to its subject at the bank's identity
+	// provider (--customer-idp): the customer logs in there. Empty: none.
+	IDPSubject string `json:"idp_subject,omitempty"`
 }
 
 // hasProfile reports whether the record carries any profile field.
@@ -372,6 +375,10 @@ func (v *validator) customer(b *Batch, p pos, r *CustomerRecord) *FieldError {
 	c := check{p: p}
 	c.id("id", r.ID)
 	c.text("display_name", r.DisplayName, maxNameLen, true)
+	// Not c.text: an IdP subject may well be a long run of digits.
+	if s := r.IDPSubject; len(s) > maxNameLen || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		c.fail("idp_subject", fmt.Sprintf("must be the identity provider's subject: valid UTF-8, no control characters, at most %d bytes", maxNameLen))
+	}
 	var profile *identity.Profile
 	if !c.failed() && r.hasProfile() {
 		pr := r.profile()
@@ -393,7 +400,7 @@ func (v *validator) customer(b *Batch, p pos, r *CustomerRecord) *FieldError {
 		return c.fe
 	}
 	b.customers = append(b.customers, customerRec{pos: p, providerID: r.ID, id: CustomerID(v.institutionID, r.ID),
-		username: Username(v.institutionID, r.ID), displayName: r.DisplayName, profile: profile})
+		username: Username(v.institutionID, r.ID), displayName: r.DisplayName, profile: profile, idpSubject: r.IDPSubject})
 	return nil
 }
 

@@ -80,6 +80,7 @@ type customerRow struct {
 	ID          string
 	Username    string
 	DisplayName string
+	IDPSubject  *string `gorm:"column:idp_subject"`
 }
 
 // existingCustomers returns the customers whose id or username is among
@@ -89,12 +90,31 @@ func existingCustomers(tx *gorm.DB, ids, usernames []string) (map[string]custome
 	for start := 0; start < len(ids); start += 100 {
 		end := min(start+100, len(ids))
 		var rows []customerRow
-		if err := tx.Raw(`SELECT id, username, display_name FROM customers WHERE id IN ? OR username IN ?`,
+		if err := tx.Raw(`SELECT id, username, display_name, idp_subject FROM customers WHERE id IN ? OR username IN ?`,
 			ids[start:end], usernames[start:end]).Scan(&rows).Error; err != nil {
 			return nil, fmt.Errorf("ingest: look up customers: %w", err)
 		}
 		for _, r := range rows {
 			out[r.ID] = r
+		}
+	}
+	return out, nil
+}
+
+// idpSubjectOwners returns the customer holding each of subjects, by subject.
+func idpSubjectOwners(tx *gorm.DB, subjects []string) (map[string]string, error) {
+	out := map[string]string{}
+	for start := 0; start < len(subjects); start += 200 {
+		var rows []struct {
+			ID         string
+			IDPSubject string `gorm:"column:idp_subject"`
+		}
+		if err := tx.Raw(`SELECT id, idp_subject FROM customers WHERE idp_subject IN ?`,
+			subjects[start:min(start+200, len(subjects))]).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("ingest: look up IdP subjects: %w", err)
+		}
+		for _, r := range rows {
+			out[r.IDPSubject] = r.ID
 		}
 	}
 	return out, nil
@@ -121,18 +141,22 @@ func upsertCustomers(tx *gorm.DB, cs []customerRec, now int64) error {
 	for start := 0; start < len(cs); start += 100 {
 		chunk := cs[start:min(start+100, len(cs))]
 		var sql strings.Builder
-		sql.WriteString("INSERT INTO customers (id, username, password_hash, display_name, created_at) VALUES ")
-		args := make([]any, 0, len(chunk)*5)
-		sql.WriteString(store.Placeholders(len(chunk), 5))
+		sql.WriteString("INSERT INTO customers (id, username, password_hash, display_name, created_at, idp_subject) VALUES ")
+		args := make([]any, 0, len(chunk)*6)
+		sql.WriteString(store.Placeholders(len(chunk), 6))
 		for _, c := range chunk {
-			args = append(args, c.id, c.username, UnusablePasswordHash, c.displayName, now)
+			var subject any
+			if c.idpSubject != "" {
+				subject = c.idpSubject
+			}
+			args = append(args, c.id, c.username, UnusablePasswordHash, c.displayName, now, subject)
 		}
-		sql.WriteString(` ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name
+		sql.WriteString(` ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, idp_subject = excluded.idp_subject
 			WHERE customers.username = excluded.username`)
 		res := tx.Exec(sql.String(), args...)
 		if res.Error != nil {
 			if store.IsUniqueViolation(res.Error) {
-				return fmt.Errorf("ingest: a customer username was taken concurrently: %w", accounts.ErrConflict)
+				return fmt.Errorf("ingest: a customer username or IdP subject was taken concurrently: %w", accounts.ErrConflict)
 			}
 			return fmt.Errorf("ingest: write customers: %w", res.Error)
 		}

@@ -112,8 +112,9 @@ func (p *Provider) handleJWKS(c *gin.Context) {
 	keys := []jose.JSONWebKey{p.idKey().Public}
 	if p.keys != nil {
 		for _, k := range p.keys() {
-			// Only ever a public half, whatever the caller passed.
-			if pub := k.Public(); pub.Valid() {
+			// Only ever a public half, whatever the caller passed; the
+			// id_token key once (a key ring passes it with its predecessors).
+			if pub := k.Public(); pub.Valid() && pub.KeyID != keys[0].KeyID {
 				keys = append(keys, pub)
 			}
 		}

@@ -79,7 +79,23 @@ type Deps struct {
 	// IDTokenKey is the key id_tokens are signed with (ES256), published at
 	// jwks_uri; nil derives one from Secret.
 	IDTokenKey func() keys.ES256
+	// SymmetricKey returns the key of one of SymmetricKeyLabels (the key
+	// ring's, which survives a change of Secret); nil derives them from
+	// Secret.
+	SymmetricKey func(label string) []byte
+	// RateLimit counts one PAR or token request of a client and returns how
+	// long it must wait when over its limit (0: admitted); nil: no limit.
+	RateLimit func(ctx context.Context, clientID string) (time.Duration, error)
 }
+
+// SymmetricKeyLabels are the symmetric keys the provider needs: the token
+// HMAC key, the client secret hash key and the DPoP nonce key.
+var SymmetricKeyLabels = []string{"fosite-global-secret", "client-secret-hash", "dpop-nonce"}
+
+// SymmetricKeySeedLabel is the label DeriveKey derives label's key under
+// (HMAC-SHA256(secret, it)): the key ring seeds itself with it, so tokens
+// and client secret hashes made before the ring keep verifying.
+func SymmetricKeySeedLabel(label string) string { return "consentgate/oauth/" + label }
 
 // Provider is the authorization server.
 type Provider struct {
@@ -100,6 +116,7 @@ type Provider struct {
 	hasher   *secretHasher
 	jwks     *jwksCache // clients' jwks_uri key sets
 	nonceKey []byte     // signs the stateless DPoP nonces
+	limit    func(ctx context.Context, clientID string) (time.Duration, error)
 }
 
 // New builds the provider.
@@ -126,12 +143,16 @@ func New(d Deps) (*Provider, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	symKey := d.SymmetricKey
+	if symKey == nil {
+		symKey = func(label string) []byte { return deriveKey(d.Secret, label) }
+	}
 	p := &Provider{
 		consents: d.Consents, purposes: d.Purposes, issuer: d.Issuer, log: log,
 		now: func() time.Time { return now().UTC() }, events: d.Events, keys: d.PublicKeys,
-		hasher:   &secretHasher{key: deriveKey(d.Secret, "client-secret-hash")},
-		nonceKey: deriveKey(d.Secret, "dpop-nonce"),
-		subjects: d.Subjects, idKey: d.IDTokenKey,
+		hasher:   &secretHasher{key: symKey("client-secret-hash")},
+		nonceKey: symKey("dpop-nonce"),
+		subjects: d.Subjects, idKey: d.IDTokenKey, limit: d.RateLimit,
 	}
 	if p.idKey == nil {
 		k := keys.DeriveES256(d.Secret, idTokenKeyLabel)
@@ -156,7 +177,7 @@ func New(d Deps) (*Provider, error) {
 		// The redirect carries code, state and iss; the granted scope is
 		// in the token response, where the client needs it.
 		OmitRedirectScopeParam:       true,
-		GlobalSecret:                 deriveKey(d.Secret, "fosite-global-secret"),
+		GlobalSecret:                 symKey("fosite-global-secret"),
 		ClientSecretsHasher:          p.hasher,
 		ClientAuthenticationStrategy: p.authenticateClient,
 		RedirectSecureChecker:        fosite.IsRedirectURISecureStrict,
@@ -203,9 +224,9 @@ func (p *Provider) Register(r gin.IRouter) {
 	r.GET("/.well-known/oauth-authorization-server", p.handleMetadata)
 	r.GET("/.well-known/openid-configuration", p.handleOpenIDConfiguration)
 	r.GET("/jwks", p.handleJWKS)
-	r.POST("/oauth2/par", p.singleParams, p.handlePAR)
+	r.POST("/oauth2/par", p.singleParams, p.rateLimited(EventConsentRequested), p.handlePAR)
 	r.GET("/oauth2/authorize", p.handleAuthorize)
-	r.POST("/oauth2/token", p.singleParams, p.handleToken)
+	r.POST("/oauth2/token", p.singleParams, p.rateLimited(EventTokenIssued), p.handleToken)
 	r.POST("/oauth2/introspect", p.singleParams, p.handleIntrospect)
 	r.POST("/oauth2/revoke", p.singleParams, p.handleRevoke)
 	r.GET("/oauth2/grants/:grant_id", p.handleGetGrant)
@@ -216,7 +237,7 @@ func (p *Provider) Register(r gin.IRouter) {
 // that no two uses (token HMACs, client secret hashes) share a key.
 func deriveKey(secret []byte, label string) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("consentgate/oauth/" + label))
+	m.Write([]byte(SymmetricKeySeedLabel(label)))
 	return m.Sum(nil)
 }
 

@@ -30,11 +30,11 @@ type auditLog struct {
 	done     chan struct{}
 }
 
-func newAuditLog(db *store.DB, secret []byte, issuer string, log *slog.Logger, now func() time.Time, opts Options) *auditLog {
+func newAuditLog(db *store.DB, signer *audit.Signer, issuer string, log *slog.Logger, now func() time.Time, opts Options) *auditLog {
 	a := &auditLog{
 		writer: audit.NewWriter(db, audit.WriterOptions{Logger: log, Now: now}),
 		reader: audit.NewReader(db),
-		signer: audit.NewSigner(secret),
+		signer: signer,
 		log:    log,
 	}
 	a.recorder = a.writer

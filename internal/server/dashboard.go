@@ -5,8 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/web"
@@ -63,7 +61,7 @@ func (h dashboardHistory) LastAccess(ctx context.Context, grantIDs []string) (ma
 type dashboardProofs struct {
 	r    *audit.Reader
 	cp   *audit.Checkpointer
-	keys *jose.JSONWebKeySet
+	keys *audit.Signer // its KeySet: every audit key of the ring
 }
 
 func (d dashboardProofs) EntryProof(ctx context.Context, grantID string, seq int64) (*web.EntryProof, error) {
@@ -92,6 +90,6 @@ func (d dashboardProofs) EntryProof(ctx context.Context, grantID string, seq int
 			Reason: ev.Reason, AccountID: ev.AccountID, Method: ev.Method, Path: ev.Path, Status: ev.Status},
 		LeafHash: p.LeafHash, Path: p.Path, TreeSize: th.TreeSize, RootHash: th.RootHash,
 		SignedAt: time.UnixMilli(th.Timestamp), KeyID: th.KeyID, Note: th.Note,
-		Checked: audit.CheckInclusion(p, *th, d.keys),
+		Checked: audit.CheckInclusion(p, *th, d.keys.KeySet()),
 	}, nil
 }

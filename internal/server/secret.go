@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 
@@ -49,11 +47,10 @@ func StoredSecret(ctx context.Context, db *store.DB) ([]byte, bool, error) {
 	return []byte(v[0]), true, nil
 }
 
-// syncCursorKey is the key of the data API's sync cursors, derived from the
-// server secret: every node, and every restart, accepts the cursors of the
-// others.
-func syncCursorKey(secret []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("consentgate/httpapi/sync-cursor"))
-	return m.Sum(nil)
-}
+// syncCursorKeyUse and syncCursorSeedLabel name the sync cursor key in the
+// key ring; the label is the one its key was derived under before the ring,
+// so cursors handed out before it stay valid.
+const (
+	syncCursorKeyUse    = "httpapi/sync-cursor"
+	syncCursorSeedLabel = "consentgate/httpapi/sync-cursor"
+)

@@ -30,6 +30,7 @@ import (
 	"github.com/consentgate/consentgate/internal/keys"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/purpose"
+	"github.com/consentgate/consentgate/internal/ratelimit"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/web"
 )
@@ -47,6 +48,9 @@ type Server struct {
 	ingest   *ingest.Service
 	audit    *auditLog
 	webhooks *webhooks
+	ring     *keys.Ring
+	ringDone chan struct{}
+	limiter  *ratelimit.Limiter
 	stop     context.CancelFunc
 	bg       chan struct{}
 }
@@ -65,6 +69,9 @@ type Options struct {
 	// records nothing, to measure what the durable write costs; a node that
 	// serves customers never does.
 	AuditRecorder audit.Recorder
+	// KeyRefresh is how often the node re-reads the key ring (0:
+	// keys.DefaultRefresh).
+	KeyRefresh time.Duration
 }
 
 // New opens the database, migrates it, seeds the demo when asked and builds
@@ -110,13 +117,18 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if s.ring, err = OpenKeyRing(ctx, s.db, secret, s.cfg.SecretPrevious, s.log, s.now); err != nil {
+		return err
+	}
+	rk := ringKeys{s.ring}
+	s.limiter = ratelimit.New(s.db, s.cfg.RateLimit, s.now)
 
 	s.consents = consent.NewSQLStore(s.db)
 	accountStore := accounts.NewSQLStore(s.db)
 	ident := identity.NewService(s.db, s.now)
 	s.identity = ident
-	s.audit = newAuditLog(s.db, secret, s.cfg.Issuer, s.log, s.now, opts)
-	if s.webhooks, err = newWebhooks(s.db, secret, s.cfg.Issuer, s.log, s.now); err != nil {
+	s.audit = newAuditLog(s.db, rk.auditSigner(), s.cfg.Issuer, s.log, s.now, opts)
+	if s.webhooks, err = newWebhooks(s.db, rk.webhookSigner(), s.cfg.Issuer, s.log, s.now); err != nil {
 		return err
 	}
 	// One pairwise salt per deployment, loaded once: every subject a
@@ -128,7 +140,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	provider, err := oauth.New(oauth.Deps{
 		DB: s.db, Consents: s.consents, Purposes: purposes, Issuer: s.cfg.Issuer, Secret: secret,
 		Logger: s.log, Now: s.now, Events: s.audit, PublicKeys: s.publicKeys,
-		Subjects: pairwise, IDTokenKey: idTokenKey(secret),
+		Subjects: pairwise, IDTokenKey: rk.idToken, SymmetricKey: rk.symmetric, RateLimit: s.limiter.Allow,
 	})
 	if err != nil {
 		return err
@@ -158,8 +170,9 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	pages, err := web.New(web.Deps{
 		Identity: ident, Authorizer: webAuthorizer{provider}, Accounts: accountStore, Purposes: purposes,
 		Grants: s.consents, Apps: dashboardApps{provider, s.webhooks}, History: dashboardHistory{s.audit.reader},
-		Proofs: dashboardProofs{r: s.audit.reader, cp: s.audit.cp, keys: s.audit.signer.KeySet()},
+		Proofs: dashboardProofs{r: s.audit.reader, cp: s.audit.cp, keys: s.audit.signer},
 		Secure: issuer.Scheme == "https", Logger: s.log, Now: s.now,
+		IDP: customerIDP(s.cfg), NoPasswordLogin: s.cfg.NoPasswordLogin,
 	})
 	if err != nil {
 		return err
@@ -184,19 +197,19 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	httpapi.RegisterData(r, httpapi.Deps{
 		Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 		Usage:  consent.NewSQLStore(s.db),
-		Logger: s.log, Now: s.now,
-		Sync: accountStore, CursorKey: syncCursorKey(secret),
+		Logger: s.log, Now: s.now, Limiter: s.limiter,
+		Sync: accountStore, CursorKey: rk.syncCursor(),
 	})
 	httpapi.RegisterUserinfo(r, httpapi.UserinfoDeps{
 		Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Claims: customerClaims{ident}, Subjects: pairwise,
-		Logger: s.log, Now: s.now,
+		Logger: s.log, Now: s.now, Limiter: s.limiter,
 	})
 	// The FDX resource API (SPEC §10): the same gate as /v1, FDX shapes.
 	httpapi.RegisterFDX(r, httpapi.FDXDeps{
 		Deps: httpapi.Deps{
 			Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 			Usage:  consent.NewSQLStore(s.db),
-			Logger: s.log, Now: s.now,
+			Logger: s.log, Now: s.now, Limiter: s.limiter,
 		},
 		Profiles: ident, Numbers: accountStore, Posted: accountStore, Subjects: pairwise.Subject,
 	})
@@ -204,7 +217,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		Ingest: s.ingest, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Logger: s.log,
 	})
 	httpapi.RegisterAudit(r, httpapi.AuditDeps{
-		Log: s.audit.reader, Auth: dataAuthenticator{provider}, Keys: s.audit.signer.KeySet(), Logger: s.log,
+		Log: s.audit.reader, Auth: dataAuthenticator{provider}, KeySet: s.audit.signer.KeySet, Logger: s.log,
 	})
 	pages.Register(r)
 	httpapi.RegisterFallbacks(r)
@@ -213,6 +226,11 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	bgCtx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	s.bg = make(chan struct{})
+	s.ringDone = make(chan struct{})
+	go func() {
+		defer close(s.ringDone)
+		s.ring.Run(bgCtx, opts.KeyRefresh)
+	}()
 	go s.sweep(bgCtx)
 	s.audit.start(bgCtx)
 	s.webhooks.start(bgCtx)
@@ -249,6 +267,9 @@ func (s *Server) sweep(ctx context.Context) {
 		if err := s.identity.Prune(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("session prune failed", "err", err)
 		}
+		if err := s.limiter.Prune(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rate limit window prune failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -275,19 +296,10 @@ func (s *Server) AuditCheckpoint(ctx context.Context) (*audit.TreeHead, error) {
 // AuditKeys verify the node's audit checkpoints (the audit key of the JWKS).
 func (s *Server) AuditKeys() *jose.JSONWebKeySet { return s.audit.signer.KeySet() }
 
-// idTokenKey is the key OpenID Connect id_tokens are signed with (ES256),
-// derived from the server secret like the audit and webhook keys; the
-// authorization server publishes it at jwks_uri beside publicKeys. It is
-// the one place to change when keys move to a key ring.
-func idTokenKey(secret []byte) func() keys.ES256 {
-	k := keys.DeriveES256(secret, "consentgate/oidc/id-token")
-	return func() keys.ES256 { return k }
-}
-
-// publicKeys are the keys served at jwks_uri: every key this node signs with.
-func (s *Server) publicKeys() []jose.JSONWebKey {
-	return []jose.JSONWebKey{s.audit.signer.PublicJWK(), s.webhooks.signer.PublicJWK()}
-}
+// publicKeys are the keys served at jwks_uri: the key ring's published
+// keys (every key this node signs with, the next ones of a rotation, and
+// the previous ones for their retention period).
+func (s *Server) publicKeys() []jose.JSONWebKey { return s.ring.Published() }
 
 // Close stops background work, commits the queued audit events and closes
 // the database.
@@ -295,6 +307,7 @@ func (s *Server) Close() error {
 	if s.stop != nil {
 		s.stop()
 		<-s.bg
+		<-s.ringDone
 		s.webhooks.wait()
 	}
 	if s.audit != nil {

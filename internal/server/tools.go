@@ -13,6 +13,7 @@ import (
 	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/demo"
 	"github.com/consentgate/consentgate/internal/identity"
+	"github.com/consentgate/consentgate/internal/keys"
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/purpose"
 	"github.com/consentgate/consentgate/internal/store"
@@ -27,9 +28,11 @@ type Tools struct {
 	Identity *identity.Service
 	Purposes *purpose.Table
 	Log      *slog.Logger
-	// AuditSigner holds the checkpoint key derived from the secret; its
-	// KeySet verifies the audit log.
+	// AuditSigner holds the audit keys of the key ring; its KeySet
+	// verifies the audit log.
 	AuditSigner *audit.Signer
+	// Ring is the key ring (consentgate keys).
+	Ring *keys.Ring
 }
 
 // ToolsOptions tune OpenTools.
@@ -89,17 +92,26 @@ func openTools(ctx context.Context, db *store.DB, opts ToolsOptions, log *slog.L
 		issuer = config.DefaultIssuer
 	}
 	now := func() time.Time { return time.Now().UTC() }
+	previous := []byte(os.Getenv("CONSENTGATE_SECRET_PREVIOUS"))
+	if len(previous) > 0 && len(previous) < config.MinSecretLen {
+		return nil, errors.New("CONSENTGATE_SECRET_PREVIOUS must be at least 32 bytes")
+	}
+	ring, err := OpenKeyRing(ctx, db, secret, previous, log, now)
+	if err != nil {
+		return nil, err
+	}
+	rk := ringKeys{ring}
 	pairwise, err := identity.LoadPairwise(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	p, err := oauth.New(oauth.Deps{DB: db, Consents: consent.NewSQLStore(db), Purposes: purposes, Issuer: issuer,
-		Secret: secret, Logger: log, Now: now, Subjects: pairwise, IDTokenKey: idTokenKey(secret)})
+		Secret: secret, Logger: log, Now: now, Subjects: pairwise, IDTokenKey: rk.idToken, SymmetricKey: rk.symmetric})
 	if err != nil {
 		return nil, err
 	}
 	return &Tools{DB: db, Provider: p, Accounts: accounts.NewSQLStore(db), Identity: identity.NewService(db, now),
-		Purposes: purposes, Log: log, AuditSigner: audit.NewSigner(secret)}, nil
+		Purposes: purposes, Log: log, AuditSigner: rk.auditSigner(), Ring: ring}, nil
 }
 
 // DemoDeps are the dependencies of the demo data generator.

@@ -32,7 +32,7 @@ type webhooks struct {
 	done   chan struct{}
 }
 
-func newWebhooks(db *store.DB, secret []byte, issuer string, log *slog.Logger, now func() time.Time) (*webhooks, error) {
+func newWebhooks(db *store.DB, signer *webhook.Signer, issuer string, log *slog.Logger, now func() time.Time) (*webhooks, error) {
 	days := 7
 	if v := os.Getenv(EnvWebhookExpiringDays); v != "" {
 		n, err := strconv.Atoi(v)
@@ -49,7 +49,7 @@ func newWebhooks(db *store.DB, secret []byte, issuer string, log *slog.Logger, n
 		}
 		interval = d
 	}
-	w := &webhooks{store: webhook.NewStore(db, now), signer: webhook.NewSigner(secret)}
+	w := &webhooks{store: webhook.NewStore(db, now), signer: signer}
 	w.disp = webhook.New(w.store, w.signer, webhook.Options{
 		Issuer: issuer, ExpiringWithin: time.Duration(days) * 24 * time.Hour, Interval: interval, Now: now, Logger: log,
 	})

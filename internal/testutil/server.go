@@ -37,6 +37,16 @@ type Options struct {
 	DatabaseURL string
 	// Clock replaces time; nil means a real clock.
 	Clock *Clock
+	// Secret replaces TestSecret; SecretPrevious is
+	// CONSENTGATE_SECRET_PREVIOUS (a master secret rotation).
+	Secret, SecretPrevious string
+	// KeyRefresh is how often the node re-reads the key ring (0: default).
+	KeyRefresh time.Duration
+	// RateLimit is the node's --rate-limit (0: none).
+	RateLimit int
+	// Configure, when set, adjusts the node's configuration (its Issuer is
+	// already the node's URL) before it starts.
+	Configure func(*config.Config)
 }
 
 // TestSecret is the CONSENTGATE_SECRET of test servers.
@@ -55,8 +65,18 @@ func Start(t testing.TB, d store.Dialect, o Options) *Server {
 		t.Fatalf("testutil: listen: %v", err)
 	}
 	base := "http://" + l.Addr().String()
-	cfg := &config.Config{Addr: l.Addr().String(), DatabaseURL: dbURL, Issuer: base, Secret: []byte(TestSecret),
-		Demo: true, ShutdownTimeout: 5 * time.Second}
+	secret := o.Secret
+	if secret == "" {
+		secret = TestSecret
+	}
+	cfg := &config.Config{Addr: l.Addr().String(), DatabaseURL: dbURL, Issuer: base, Secret: []byte(secret),
+		Demo: true, ShutdownTimeout: 5 * time.Second, RateLimit: o.RateLimit}
+	if o.SecretPrevious != "" {
+		cfg.SecretPrevious = []byte(o.SecretPrevious)
+	}
+	if o.Configure != nil {
+		o.Configure(cfg)
+	}
 	clock := o.Clock
 	if clock == nil {
 		clock = &Clock{}
@@ -65,7 +85,7 @@ func Start(t testing.TB, d store.Dialect, o Options) *Server {
 	if os.Getenv("CONSENTGATE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	node, err := server.New(context.Background(), cfg, log, server.Options{Now: clock.Now})
+	node, err := server.New(context.Background(), cfg, log, server.Options{Now: clock.Now, KeyRefresh: o.KeyRefresh})
 	if err != nil {
 		_ = l.Close()
 		t.Fatalf("testutil: start server: %v", err)

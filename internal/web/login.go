@@ -18,6 +18,9 @@ type loginView struct {
 	view
 	ReturnTo string
 	Username string
+	// IDPURL starts a login at the bank's identity provider ("" without one).
+	IDPURL   string
+	Password bool // the password form is offered
 }
 
 // loginURL is the login page that comes back to returnTo afterwards.
@@ -45,7 +48,7 @@ func (h *Handler) loginForm(c *gin.Context) {
 		}
 		h.setCookie(c, sess.ID, 0)
 	}
-	h.render(c, http.StatusOK, "login", loginView{view: view{Title: "Log in", CSRF: sess.CSRFToken}, ReturnTo: returnTo})
+	h.render(c, http.StatusOK, "login", h.loginView(sess.CSRFToken, returnTo, ""))
 }
 
 func (h *Handler) login(c *gin.Context) {
@@ -58,13 +61,21 @@ func (h *Handler) login(c *gin.Context) {
 		h.internalError(c, "login", err)
 		return
 	}
+	username := c.PostForm("username")
+	returnTo := safeReturnTo(c.PostForm("return_to"))
+	if h.d.NoPasswordLogin {
+		// No password is ever checked, so there is nothing to protect
+		// with the CSRF token: say at once how to log in.
+		off := h.loginView("", returnTo, "")
+		off.Errors = []formError{{ID: "login-error", Field: "idp-login", Msg: "Password login is turned off here: log in with your bank."}}
+		h.render(c, http.StatusForbidden, "login", off)
+		return
+	}
 	if !sess.ValidCSRF(c.PostForm("csrf_token")) {
 		h.csrfFailed(c)
 		return
 	}
-	username := c.PostForm("username")
-	returnTo := safeReturnTo(c.PostForm("return_to"))
-	again := loginView{view: view{Title: "Log in", CSRF: sess.CSRFToken}, ReturnTo: returnTo, Username: username}
+	again := h.loginView(sess.CSRFToken, returnTo, username)
 
 	cust, err := h.d.Identity.Authenticate(ctx, username, c.PostForm("password"), c.ClientIP())
 	var throttled *identity.ThrottledError
@@ -92,6 +103,16 @@ func (h *Handler) login(c *gin.Context) {
 	}
 	h.setCookie(c, fresh.ID, 0)
 	c.Redirect(http.StatusSeeOther, returnTarget(returnTo))
+}
+
+// loginView is the login page: the password form unless it is turned off,
+// and the bank's login when there is one.
+func (h *Handler) loginView(csrf, returnTo, username string) loginView {
+	v := loginView{view: view{Title: "Log in", CSRF: csrf}, ReturnTo: returnTo, Username: username, Password: !h.d.NoPasswordLogin}
+	if h.d.IDP != nil {
+		v.IDPURL = idpLoginURL(returnTo)
+	}
+	return v
 }
 
 // waitWords says a wait in words people read at a glance.

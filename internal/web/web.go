@@ -70,15 +70,19 @@ var ErrUnknownChallenge = errors.New("web: unknown or expired authorization chal
 type Deps struct {
 	Identity   *identity.Service
 	Authorizer Authorizer
-	Accounts   accounts.Store   // ListByCustomer only
-	Purposes   *purpose.Table   // labels and descriptions shown to customers
-	Grants     Grants           // the customer's consents, for the dashboard
-	Apps       GrantManager     // app names and revocation, for the dashboard
-	History    History          // the audit log's view of each grant
-	Proofs     EntryProofs      // nil: history entries have no proof link
-	Secure     bool             // set the cookie's Secure flag (the issuer is https)
-	Logger     *slog.Logger     // nil: discard
-	Now        func() time.Time // nil: time.Now
+	Accounts   accounts.Store // ListByCustomer only
+	Purposes   *purpose.Table // labels and descriptions shown to customers
+	Grants     Grants         // the customer's consents, for the dashboard
+	Apps       GrantManager   // app names and revocation, for the dashboard
+	History    History        // the audit log's view of each grant
+	Proofs     EntryProofs    // nil: history entries have no proof link
+	Secure     bool           // set the cookie's Secure flag (the issuer is https)
+	// IDP, when set, offers login through the bank's identity provider.
+	IDP *IDP
+	// NoPasswordLogin leaves only the IdP (--password-login=false).
+	NoPasswordLogin bool
+	Logger          *slog.Logger     // nil: discard
+	Now             func() time.Time // nil: time.Now
 }
 
 // Handler serves the pages.
@@ -130,6 +134,8 @@ func (h *Handler) Register(r gin.IRouter) {
 	g.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/dashboard") })
 	g.GET("/login", h.loginForm)
 	g.POST("/login", h.login)
+	g.GET("/login/idp", h.idpStart)
+	g.GET("/login/idp/callback", h.idpCallback)
 	g.POST("/logout", h.logout)
 	g.GET("/consent", h.consentForm)
 	g.POST("/consent", h.consent)

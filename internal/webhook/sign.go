@@ -34,10 +34,11 @@ type Claims struct {
 	BodySHA256 string `json:"body_sha256"` // base64url (no padding) SHA-256 of the body
 }
 
-// Signer signs deliveries with an Ed25519 key derived from the server secret.
+// Signer signs deliveries with an Ed25519 key: one derived from the server
+// secret (NewSigner) or the active webhook key of the key ring
+// (NewRingSigner), which a rotation changes while the node runs.
 type Signer struct {
-	public jose.JSONWebKey
-	signer jose.Signer
+	key func() keys.Ed25519
 }
 
 // NewSigner derives the webhook key: the Ed25519 seed is
@@ -45,11 +46,18 @@ type Signer struct {
 // key's RFC 7638 thumbprint (SHA-256, base64url).
 func NewSigner(secret []byte) *Signer {
 	k := keys.DeriveEd25519(secret, seedLabel)
-	return &Signer{public: k.Public, signer: k.Signer(SignatureType)}
+	return &Signer{key: func() keys.Ed25519 { return k }}
 }
 
-// PublicJWK is the verification key, for the JWKS served at jwks_uri.
-func (s *Signer) PublicJWK() jose.JSONWebKey { return s.public }
+// NewRingSigner signs each delivery with the key active() returns then.
+func NewRingSigner(active func() keys.Ed25519) *Signer { return &Signer{key: active} }
+
+// SeedLabel is the label the first webhook key is derived under (the key
+// ring seeds itself with it, so receivers keep the key they know).
+const SeedLabel = seedLabel
+
+// PublicJWK is the current verification key, for the JWKS served at jwks_uri.
+func (s *Signer) PublicJWK() jose.JSONWebKey { return s.key().Public }
 
 // Sign returns the compact JWS of c.
 func (s *Signer) Sign(c Claims) (string, error) {
@@ -57,7 +65,7 @@ func (s *Signer) Sign(c Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("webhook: sign: %w", err)
 	}
-	jws, err := s.signer.Sign(payload)
+	jws, err := s.key().Signer(SignatureType).Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("webhook: sign: %w", err)
 	}
