@@ -20,7 +20,8 @@ func TestKeysCommands(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Setenv("CONSENTGATE_SECRET", cliSecret)
 			dbURL, db := seedLog(t, d, 6)
-			if code, _, errb := runCLI("keys", "rotate", "--db", dbURL, "--use", "signing"); code != 1 || !strings.Contains(errb, "not a signing key use") {
+			// A bad flag value is a usage error: exit 2.
+			if code, _, errb := runCLI("keys", "rotate", "--db", dbURL, "--use", "signing"); code != 2 || !strings.Contains(errb, "not a signing key use") {
 				t.Errorf("bad --use: exit %d %s", code, errb)
 			}
 			code, out, errb := runCLI("keys", "rotate", "--db", dbURL, "--activate-in", "0s")
