@@ -148,7 +148,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 			return fmt.Errorf("demo fixtures: %w", err)
 		}
 		if created {
-			s.log.Info("demo fixtures seeded: customers alice and bob, clients demo-pfm, demo-aggregator, demo-auditor, demo-provider")
+			s.log.Info("demo fixtures seeded: customers alice and bob, clients demo-pfm, demo-aggregator, demo-auditor, demo-provider, demo-operator")
 		} else {
 			s.log.Info("demo fixtures already present")
 		}
@@ -194,6 +194,14 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	})
 	httpapi.RegisterAudit(r, httpapi.AuditDeps{
 		Log: s.audit.reader, Auth: dataAuthenticator{provider}, Keys: s.audit.signer.KeySet(), Logger: s.log,
+	})
+	grace, err := secretGrace()
+	if err != nil {
+		return err
+	}
+	httpapi.RegisterAdmin(r, httpapi.AdminDeps{
+		Clients: clientAdmin{p: provider, hooks: s.webhooks, grace: grace}, Auth: dataAuthenticator{provider},
+		Audit: s.audit.recorder, Logger: s.log,
 	})
 	pages.Register(r)
 	s.handler = r

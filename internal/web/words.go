@@ -34,6 +34,7 @@ type grantView struct {
 	Data                               []string
 	HistoryDays                        int // 0: no transactions
 	Active                             bool
+	Paused                             bool   // live, but the bank suspended the app
 	Status                             string // in words
 	Granted                            *when  // nil when never approved
 	EndLabel                           string // "Ends on", "Ended on", "Stopped on"
