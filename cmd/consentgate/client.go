@@ -27,8 +27,11 @@ func (m *multi) Set(v string) error {
 }
 
 func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: consentgate client create --name N --redirect-uri U… --scope S… --purpose P…")
+	if len(args) > 0 && args[0] != "create" {
+		return runClientLifecycle(ctx, args, stdout, log)
+	}
+	if len(args) == 0 {
+		return errors.New("usage: consentgate client create --name N --redirect-uri U… --scope S… --purpose P…\n" + clientLifecycleUsage)
 	}
 	fs := flag.NewFlagSet("client create", flag.ContinueOnError)
 	dbURL := config.RegisterDBFlag(fs)

@@ -22,6 +22,8 @@ Usage:
                             [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop]
                             [--id ID] [--institution ID (provider:write clients)]
                             [--par-optional] [--default-purpose P] [--aggregator]
+  consentgate client list [--limit N] [--after ID] | show ID | suspend ID --reason R | reinstate ID
+                     | revoke-grants ID --reason R | rotate-secret ID [--grace 24h]   (all: [--db URL] [--by WHO])
   consentgate demo seed [--db URL] [--customers N] [--transactions-per-account N] [--seed S]
   consentgate import [--db URL] --format jsonl|csv --institution ID FILE|-
   consentgate audit verify [--db URL] [--json]

@@ -30,6 +30,9 @@ type Tools struct {
 	// AuditSigner holds the checkpoint key derived from the secret; its
 	// KeySet verifies the audit log.
 	AuditSigner *audit.Signer
+
+	secret []byte
+	issuer string
 }
 
 // ToolsOptions tune OpenTools.
@@ -99,7 +102,7 @@ func openTools(ctx context.Context, db *store.DB, opts ToolsOptions, log *slog.L
 		return nil, err
 	}
 	return &Tools{DB: db, Provider: p, Accounts: accounts.NewSQLStore(db), Identity: identity.NewService(db, now),
-		Purposes: purposes, Log: log, AuditSigner: audit.NewSigner(secret)}, nil
+		Purposes: purposes, Log: log, AuditSigner: audit.NewSigner(secret), secret: secret, issuer: issuer}, nil
 }
 
 // DemoDeps are the dependencies of the demo data generator.
