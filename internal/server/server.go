@@ -49,6 +49,9 @@ type Server struct {
 	webhooks *webhooks
 	stop     context.CancelFunc
 	bg       chan struct{}
+
+	// webhookRetention is how long settled webhook deliveries are kept.
+	webhookRetention time.Duration
 }
 
 // Options are the test seams of New.
@@ -117,6 +120,9 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	s.identity = ident
 	s.audit = newAuditLog(s.db, secret, s.cfg.Issuer, s.log, s.now, opts)
 	if s.webhooks, err = newWebhooks(s.db, secret, s.cfg.Issuer, s.log, s.now); err != nil {
+		return err
+	}
+	if s.webhookRetention, err = webhookRetention(); err != nil {
 		return err
 	}
 	// One pairwise salt per deployment, loaded once: every subject a
@@ -226,8 +232,8 @@ func (s *Server) readyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "database": string(s.db.Dialect)})
 }
 
-// sweep marks consents past their expiry as expired and prunes dead login
-// sessions. Requests never depend on it (a consent is inactive from the
+// sweep marks consents past their expiry as expired and does the
+// housekeeping (Housekeep). Requests never depend on it (a consent is inactive from the
 // instant it expires); it keeps the recorded status and the audit trail true.
 func (s *Server) sweep(ctx context.Context) {
 	defer close(s.bg)
@@ -242,8 +248,8 @@ func (s *Server) sweep(ctx context.Context) {
 				s.audit.consentExpired(ctx, c)
 			}
 		}
-		if err := s.identity.Prune(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("session prune failed", "err", err)
+		if err := s.Housekeep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("housekeeping failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
