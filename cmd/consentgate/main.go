@@ -16,7 +16,7 @@ import (
 const usage = `consentgate — consent-gated open-banking data API
 
 Usage:
-  consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE]
+  consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE] [--directory-jwks FILE|URL]
   consentgate migrate [--db URL]
   consentgate client create --name N --redirect-uri U… --scope S… --purpose P… [--grant-type G]…
                             [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop]

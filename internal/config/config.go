@@ -25,6 +25,10 @@ type Config struct {
 	PurposePolicyFile string
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
+	// DirectoryJWKS is the key set (file or URL) of the directory whose
+	// software statements admit dynamic client registration; "" turns
+	// /oauth2/register off.
+	DirectoryJWKS string
 }
 
 // MinSecretLen is the shortest accepted CONSENTGATE_SECRET.
@@ -52,6 +56,8 @@ func ParseServe(args []string) (*Config, error) {
 	issuer := fs.String("issuer", "", "issuer URL (env CONSENTGATE_ISSUER, default http://localhost:8080)")
 	demo := fs.Bool("demo", false, "seed the demo fixtures and generate a secret if none is set")
 	policy := fs.String("purpose-policy", "", "JSON file replacing the built-in purpose policy (env CONSENTGATE_PURPOSE_POLICY)")
+	directory := fs.String("directory-jwks", "",
+		"FILE or URL of the JWKS of the directory whose software statements admit dynamic client registration (env CONSENTGATE_DIRECTORY_JWKS; unset: /oauth2/register is off)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -65,6 +71,7 @@ func ParseServe(args []string) (*Config, error) {
 		Demo:              *demo,
 		PurposePolicyFile: firstNonEmpty(*policy, os.Getenv("CONSENTGATE_PURPOSE_POLICY")),
 		ShutdownTimeout:   15 * time.Second,
+		DirectoryJWKS:     firstNonEmpty(*directory, os.Getenv("CONSENTGATE_DIRECTORY_JWKS")),
 	}
 	if s := os.Getenv("CONSENTGATE_SECRET"); s != "" {
 		c.Secret = []byte(s)

@@ -392,7 +392,7 @@ func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 	for _, raw := range c.RedirectURIs {
 		u, err := url.Parse(raw)
 		if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || !fosite.IsRedirectURISecureStrict(context.Background(), u) {
-			return nil, "", fmt.Errorf("redirect URI %q must be an absolute https URI (http only for loopback), without fragment", raw)
+			return nil, "", &redirectURIError{fmt.Sprintf("redirect URI %q must be an absolute https URI (http only for loopback), without fragment", raw)}
 		}
 	}
 	secret := spec.Secret
@@ -430,6 +430,12 @@ func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 	}
 	return c, secret, nil
 }
+
+// redirectURIError is a refused redirect URI (RFC 7591 invalid_redirect_uri
+// when it comes through dynamic registration).
+type redirectURIError struct{ msg string }
+
+func (e *redirectURIError) Error() string { return e.msg }
 
 func nonNil(s []string) []string {
 	if s == nil {

@@ -79,6 +79,10 @@ type Deps struct {
 	// IDTokenKey is the key id_tokens are signed with (ES256), published at
 	// jwks_uri; nil derives one from Secret.
 	IDTokenKey func() keys.ES256
+	// DirectoryJWKS is the key set (a file, or an http(s) URL) of the
+	// directory whose software statements admit dynamic registration
+	// (SPEC §11); "" turns registration off.
+	DirectoryJWKS string
 }
 
 // Provider is the authorization server.
@@ -100,6 +104,9 @@ type Provider struct {
 	hasher   *secretHasher
 	jwks     *jwksCache // clients' jwks_uri key sets
 	nonceKey []byte     // signs the stateless DPoP nonces
+	// directory holds the keys of the trusted software statement issuer;
+	// nil: dynamic registration is off.
+	directory *directory
 }
 
 // New builds the provider.
@@ -138,6 +145,11 @@ func New(d Deps) (*Provider, error) {
 		p.idKey = func() keys.ES256 { return k }
 	}
 	p.jwks = newJWKSCache(p.now)
+	dir, err := loadDirectory(d.DirectoryJWKS)
+	if err != nil {
+		return nil, fmt.Errorf("oauth.New: %w", err)
+	}
+	p.directory = dir
 	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}, tokenQuery: tokenQuery(d.DB.Dialect)}
 	p.config = &fosite.Config{
 		AccessTokenLifespan:             accessTokenLifespan,
@@ -210,6 +222,7 @@ func (p *Provider) Register(r gin.IRouter) {
 	r.POST("/oauth2/revoke", p.singleParams, p.handleRevoke)
 	r.GET("/oauth2/grants/:grant_id", p.handleGetGrant)
 	r.DELETE("/oauth2/grants/:grant_id", p.handleDeleteGrant)
+	p.registerDCR(r)
 }
 
 // deriveKey derives an independent 32-byte sub-key of the server secret, so

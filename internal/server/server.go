@@ -134,7 +134,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	provider, err := oauth.New(oauth.Deps{
 		DB: s.db, Consents: s.consents, Purposes: purposes, Issuer: s.cfg.Issuer, Secret: secret,
 		Logger: s.log, Now: s.now, Events: s.audit, PublicKeys: s.publicKeys,
-		Subjects: pairwise, IDTokenKey: idTokenKey(secret),
+		Subjects: pairwise, IDTokenKey: idTokenKey(secret), DirectoryJWKS: s.cfg.DirectoryJWKS,
 	})
 	if err != nil {
 		return err

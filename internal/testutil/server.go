@@ -37,6 +37,8 @@ type Options struct {
 	DatabaseURL string
 	// Clock replaces time; nil means a real clock.
 	Clock *Clock
+	// DirectoryJWKS turns dynamic client registration on (a JWKS file).
+	DirectoryJWKS string
 }
 
 // TestSecret is the CONSENTGATE_SECRET of test servers.
@@ -56,7 +58,7 @@ func Start(t testing.TB, d store.Dialect, o Options) *Server {
 	}
 	base := "http://" + l.Addr().String()
 	cfg := &config.Config{Addr: l.Addr().String(), DatabaseURL: dbURL, Issuer: base, Secret: []byte(TestSecret),
-		Demo: true, ShutdownTimeout: 5 * time.Second}
+		Demo: true, ShutdownTimeout: 5 * time.Second, DirectoryJWKS: o.DirectoryJWKS}
 	clock := o.Clock
 	if clock == nil {
 		clock = &Clock{}
