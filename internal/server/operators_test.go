@@ -170,6 +170,9 @@ func TestOperatorLifecycle(t *testing.T) {
 			!strings.Contains(string(r.Body), "unauthorized_client") {
 			t.Fatalf("refresh of a suspended app: %d %s", r.StatusCode, r.Body)
 		}
+		if in := introspect(t, s, tok.AccessToken); in["active"] != false {
+			t.Fatalf("introspection of a suspended app's token: %v", in)
+		}
 		_, challenge := testutil.PKCE()
 		if r := s.PostForm(t, "/oauth2/par", fr.ClientID, fr.ClientSecret, testutil.PARForm(fr, "st", challenge)); r.StatusCode != http.StatusBadRequest ||
 			!strings.Contains(string(r.Body), "unauthorized_client") {
