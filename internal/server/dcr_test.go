@@ -117,6 +117,11 @@ func TestDynamicRegistration(t *testing.T) {
 	if r := register(t, off, map[string]any{"software_statement": "x"}); r.StatusCode != http.StatusNotFound {
 		t.Fatalf("registration without a directory: %d %s", r.StatusCode, r.Body)
 	}
+	var meta map[string]any
+	off.Get(t, "/.well-known/oauth-authorization-server", "").JSON(t, &meta)
+	if _, ok := meta["registration_endpoint"]; ok {
+		t.Fatalf("metadata advertises registration without a directory: %v", meta["registration_endpoint"])
+	}
 
 	dir := newDirectoryKey(t, "dir-1")
 	rogue := newDirectoryKey(t, "dir-1") // same kid, not the directory's key
@@ -124,6 +129,11 @@ func TestDynamicRegistration(t *testing.T) {
 	for _, d := range testdb.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			s := testutil.Start(t, d, testutil.Options{DirectoryJWKS: jwks})
+			var meta map[string]any
+			s.Get(t, "/.well-known/oauth-authorization-server", "").JSON(t, &meta)
+			if meta["registration_endpoint"] != s.URL+"/oauth2/register" {
+				t.Fatalf("metadata registration_endpoint: %v", meta["registration_endpoint"])
+			}
 
 			// Refusals, each with its RFC 7591 code.
 			noIAT := statementClaims()
