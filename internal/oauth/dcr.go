@@ -536,7 +536,7 @@ func (p *Provider) handleRegistrationDelete(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if _, err := p.RevokeClientGrants(ctx, reg.ID, "", "app "+reg.ID); err != nil {
+	if _, err := p.revokeClientGrants(ctx, reg.ID, "client"); err != nil {
 		p.writeRegistrationError(c, err)
 		return
 	}

@@ -231,6 +231,12 @@ func (p *Provider) RotateClientSecret(ctx context.Context, id string, grace time
 // its tokens, a consent.revoked event naming by, and (through the outbox) a
 // webhook. It returns how many grants it ended.
 func (p *Provider) RevokeClientGrants(ctx context.Context, id, reason, by string) (int, error) {
+	return p.revokeClientGrants(ctx, id, operatorReason(by, reason))
+}
+
+// revokeClientGrants ends every live grant of a client, each recorded as
+// revoked by revokedBy.
+func (p *Provider) revokeClientGrants(ctx context.Context, id, revokedBy string) (int, error) {
 	if _, err := p.Client(ctx, id); err != nil {
 		return 0, err
 	}
@@ -242,7 +248,6 @@ func (p *Provider) RevokeClientGrants(ctx context.Context, id, reason, by string
 		id, string(consent.Authorized), string(consent.AwaitingAuthorization)).Scan(&grants).Error; err != nil {
 		return 0, fmt.Errorf("oauth.RevokeClientGrants: %w", err)
 	}
-	revokedBy := operatorReason(by, reason)
 	for i, g := range grants {
 		customer := ""
 		if g.CustomerID != nil {

@@ -281,6 +281,9 @@ func TestOperatorLifecycle(t *testing.T) {
 			t.Fatalf("consent.revoked events: %v", revoked)
 		}
 		hooks.wait(t, tok.GrantID, webhook.EventRevoked, 1)
+		if page := alice.Get(t, "/dashboard"); !strings.Contains(string(page.Body), "Stopped by your bank") {
+			t.Fatalf("dashboard after revoke-grants:\n%s", page.Body)
+		}
 		r = s.Get(t, "/admin/v1/clients/demo-pfm", op)
 		r.JSON(t, &got)
 		if r.StatusCode != http.StatusOK || got.ActiveGrants != 0 {

@@ -113,6 +113,9 @@ func revokedWords(by string) string {
 	case "reuse_detected":
 		return "Stopped for your safety: someone tried to reuse an old key of the app"
 	}
+	if strings.HasPrefix(by, "operator ") { // the bank's operations team (SPEC §11)
+		return "Stopped by your bank"
+	}
 	return "Stopped"
 }
 
