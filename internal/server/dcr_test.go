@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,5 +263,44 @@ func TestDynamicRegistration(t *testing.T) {
 				t.Errorf("client.deleted events: %+v", evs)
 			}
 		})
+	}
+}
+
+// TestDynamicRegistrationDirectoryURL: the directory's keys come from its
+// URL; when the directory starts signing with a new key, a statement with
+// the new kid makes the server refetch the key set (no restart), and a
+// statement whose kid the directory does not publish is refused.
+func TestDynamicRegistrationDirectoryURL(t *testing.T) {
+	old, rotated := newDirectoryKey(t, "dir-2025"), newDirectoryKey(t, "dir-2026")
+	var mu sync.Mutex
+	published := []directoryKey{old}
+	dir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		b, err := os.ReadFile(writeJWKS(t, published...))
+		mu.Unlock()
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(dir.Close)
+	s := testutil.Start(t, store.SQLite, testutil.Options{DirectoryJWKS: dir.URL + "/jwks.json"})
+
+	if r := register(t, s, map[string]any{"software_statement": old.sign(t, statementClaims())}); r.StatusCode != http.StatusCreated {
+		t.Fatalf("registration with the directory's key: %d %s", r.StatusCode, r.Body)
+	}
+	if r := register(t, s, map[string]any{"software_statement": rotated.sign(t, statementClaims())}); r.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(string(r.Body), "invalid_software_statement") {
+		t.Fatalf("statement by a key the directory does not publish: %d %s", r.StatusCode, r.Body)
+	}
+	mu.Lock()
+	published = []directoryKey{old, rotated}
+	mu.Unlock()
+	// The refetch of an unknown kid is rate-limited (30 s): move past it.
+	s.Clock.Advance(time.Minute)
+	if r := register(t, s, map[string]any{"software_statement": rotated.sign(t, statementClaims())}); r.StatusCode != http.StatusCreated {
+		t.Fatalf("statement by the directory's new key: %d %s", r.StatusCode, r.Body)
 	}
 }

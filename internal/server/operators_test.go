@@ -47,18 +47,18 @@ type adminClient struct {
 	SuspendedBy     string  `json:"suspended_by"`
 }
 
-// clientHook waits for the client.* webhook event of clientID.
-func (h *hookReceiver) clientEvent(t *testing.T, clientID, event string) webhook.Body {
+// clientEvent waits for the client.* webhook event of clientID from s and
+// verifies its signature against s's JWKS.
+func (h *hookReceiver) clientEvent(t *testing.T, s *testutil.Server, clientID, event string) webhook.Body {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		h.mu.Lock()
 		for _, r := range h.got {
 			var b webhook.Body
-			if json.Unmarshal(r.body, &b) == nil && b.Type == event && b.Client != nil && b.Client.ClientID == clientID &&
-				r.header.Get(webhook.SignatureHeader) != "" {
+			if json.Unmarshal(r.body, &b) == nil && b.Type == event && b.Client != nil && b.Client.ClientID == clientID {
 				h.mu.Unlock()
-				return b
+				return verifyHook(t, s, r)
 			}
 		}
 		h.mu.Unlock()
@@ -183,7 +183,7 @@ func TestOperatorLifecycle(t *testing.T) {
 		if page := alice.Get(t, "/dashboard"); !strings.Contains(string(page.Body), "Paused by your bank") {
 			t.Fatalf("dashboard of a suspended app's grant:\n%s", page.Body)
 		}
-		if b := hooks.clientEvent(t, testutil.DemoClientID, webhook.EventClientSuspended); b.Client.Status != "suspended" ||
+		if b := hooks.clientEvent(t, s, testutil.DemoClientID, webhook.EventClientSuspended); b.Client.Status != "suspended" ||
 			b.Client.Reason != "fraud investigation 42" {
 			t.Fatalf("client.suspended webhook: %+v", b.Client)
 		}
@@ -204,7 +204,7 @@ func TestOperatorLifecycle(t *testing.T) {
 		if r := s.Get(t, "/v1/accounts", tok.AccessToken); r.StatusCode != http.StatusOK {
 			t.Fatalf("data call after reinstatement: %d %s", r.StatusCode, r.Body)
 		}
-		hooks.clientEvent(t, testutil.DemoClientID, webhook.EventClientReinstated)
+		hooks.clientEvent(t, s, testutil.DemoClientID, webhook.EventClientReinstated)
 		if page := alice.Get(t, "/dashboard"); strings.Contains(string(page.Body), "Paused by your bank") {
 			t.Fatal("dashboard still says paused after reinstatement")
 		}

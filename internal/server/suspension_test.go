@@ -190,7 +190,7 @@ func TestTwoNodeSuspension(t *testing.T) {
 		t.Fatalf("dashboard of a suspended app:\n%s", text)
 	}
 	screenshot(t, chrome, "dashboard-paused-by-bank.png")
-	if body := hooks.clientEvent(t, testutil.DemoClientID, webhook.EventClientSuspended); body.Client.Reason != "suspected data resale" {
+	if body := hooks.clientEvent(t, a, testutil.DemoClientID, webhook.EventClientSuspended); body.Client.Reason != "suspected data resale" {
 		t.Fatalf("client.suspended webhook: %+v", body.Client)
 	}
 
