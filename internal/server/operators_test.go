@@ -291,3 +291,30 @@ func TestOperatorLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// TestSuspendedUserinfo: a suspended aggregator's access token is refused
+// at userinfo too (401), and works there again once reinstated.
+func TestSuspendedUserinfo(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *testutil.Server) {
+		fr := testutil.FlowRequest{ClientID: aggregatorID, ClientSecret: aggregatorSecret, RedirectURI: aggregatorRedirect,
+			Scopes: []string{"openid", "profile", "accounts:read"}, Purpose: "personal_finance_management",
+			Username: "alice", Password: "alice-password-1", Extra: url.Values{"nonce": {"n-0123456789"}}}
+		tok := s.Authorize(t, fr)
+		if r := s.Get(t, "/userinfo", tok.AccessToken); r.StatusCode != http.StatusOK {
+			t.Fatalf("userinfo: %d %s", r.StatusCode, r.Body)
+		}
+		op := operatorToken(t, s)
+		if r := adminPost(t, s, op, "/admin/v1/clients/demo-aggregator/suspend", `{"reason":"audit finding"}`); r.StatusCode != http.StatusOK {
+			t.Fatalf("suspend: %d %s", r.StatusCode, r.Body)
+		}
+		if r := s.Get(t, "/userinfo", tok.AccessToken); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("userinfo of a suspended app: %d %s", r.StatusCode, r.Body)
+		}
+		if r := adminPost(t, s, op, "/admin/v1/clients/demo-aggregator/reinstate", `{}`); r.StatusCode != http.StatusOK {
+			t.Fatalf("reinstate: %d %s", r.StatusCode, r.Body)
+		}
+		if r := s.Get(t, "/userinfo", tok.AccessToken); r.StatusCode != http.StatusOK {
+			t.Fatalf("userinfo after reinstatement: %d %s", r.StatusCode, r.Body)
+		}
+	})
+}
