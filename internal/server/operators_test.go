@@ -310,6 +310,16 @@ func TestSuspendedUserinfo(t *testing.T) {
 		if r := s.Get(t, "/userinfo", tok.AccessToken); r.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("userinfo of a suspended app: %d %s", r.StatusCode, r.Body)
 		}
+		// The front channel (the aggregator is PAR-exempt) refuses it too,
+		// back to its registered redirect URI.
+		_, challenge := testutil.PKCE()
+		r := s.Get(t, "/oauth2/authorize?"+url.Values{"client_id": {aggregatorID}, "redirect_uri": {aggregatorRedirect},
+			"response_type": {"code"}, "scope": {"openid accounts:read"}, "state": {"st-1"}, "nonce": {"n-0123456789"},
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"}}.Encode(), "")
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.StatusCode/100 != 3 || loc == nil || loc.Query().Get("error") != "unauthorized_client" {
+			t.Fatalf("front-channel authorization of a suspended app: %d %s", r.StatusCode, r.Header.Get("Location"))
+		}
 		if r := adminPost(t, s, op, "/admin/v1/clients/demo-aggregator/reinstate", `{}`); r.StatusCode != http.StatusOK {
 			t.Fatalf("reinstate: %d %s", r.StatusCode, r.Body)
 		}
