@@ -34,11 +34,11 @@ const clientUsage = "consentgate client create --name N --redirect-uri U… --sc
 func runClient(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	switch {
 	case len(args) > 0 && isHelp(args[0]):
-		return printHelp(stdout, "usage: "+clientUsage+"\n(consentgate client create --help lists the flags)")
+		return printHelp(stdout, "usage: "+clientUsage+"\n"+clientLifecycleUsage+"\n(consentgate client COMMAND --help lists the flags)")
 	case len(args) == 0:
-		return usagef("which client command?\nusage: %s", clientUsage)
+		return usagef("which client command?\nusage: %s\n%s", clientUsage, clientLifecycleUsage)
 	case args[0] != "create":
-		return usagef("unknown client command %q\nusage: %s", args[0], clientUsage)
+		return runClientLifecycle(ctx, args, stdout, log)
 	}
 	fs := flag.NewFlagSet("client create", flag.ContinueOnError)
 	dbURL := config.RegisterDBFlag(fs)

@@ -20,6 +20,7 @@ const usage = `consentgate — consent-gated open-banking data API
 
 Usage:
   consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE] [--rate-limit N]
+                    [--directory-jwks FILE|URL]
                     [--customer-idp ISSUER --customer-idp-client-id ID [--customer-idp-client-secret S]
                      [--customer-idp-claim C] [--password-login=false]]
   consentgate migrate [--db URL]
@@ -27,6 +28,8 @@ Usage:
                             [--auth-method client_secret_basic|private_key_jwt] [--jwks-file F | --jwks-uri U] [--dpop]
                             [--id ID] [--institution ID (provider:write clients)]
                             [--par-optional] [--default-purpose P] [--aggregator] [--rate-limit N]
+  consentgate client list [--limit N] [--after ID] | show ID | suspend ID --reason R | reinstate ID
+                     | revoke-grants ID --reason R | rotate-secret ID [--grace 24h]   (all: [--db URL] [--by WHO])
   consentgate demo seed [--db URL] [--customers N] [--transactions-per-account N] [--seed S]
   consentgate import [--db URL] [--format jsonl|csv] [--institution ID] FILE|-
   consentgate audit verify [--db URL] [--json]

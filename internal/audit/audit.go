@@ -39,12 +39,21 @@ const (
 	// ProviderWrite is a data provider's batch (SPEC §7: every write is
 	// audited); an addition to the SPEC §6 list.
 	ProviderWrite Type = "provider.write"
+	// Client lifecycle events (SPEC §11): the bank's operators and dynamic
+	// registration acting on an app's registration.
+	ClientRegistered    Type = "client.registered"
+	ClientUpdated       Type = "client.updated"
+	ClientSuspended     Type = "client.suspended"
+	ClientReinstated    Type = "client.reinstated"
+	ClientSecretRotated Type = "client.secret_rotated"
+	ClientDeleted       Type = "client.deleted"
 )
 
 // Types lists every event type, in SPEC order, then ours.
 func Types() []Type {
 	return []Type{DataAccess, TokenIssued, TokenRefreshed, TokenRevoked, ConsentRequested,
-		ConsentAuthorized, ConsentRejected, ConsentRevoked, ConsentExpired, PurposeBlocked, ProviderWrite}
+		ConsentAuthorized, ConsentRejected, ConsentRevoked, ConsentExpired, PurposeBlocked, ProviderWrite,
+		ClientRegistered, ClientUpdated, ClientSuspended, ClientReinstated, ClientSecretRotated, ClientDeleted}
 }
 
 // Valid reports whether t is one of the SPEC event types.

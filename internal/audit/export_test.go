@@ -92,14 +92,21 @@ func TestExportCSV(t *testing.T) {
 		var buf bytes.Buffer
 		f := Filter{Type: DataAccess}
 		n, err := NewReader(db).Export(context.Background(), f, &buf, FormatCSV)
-		if err != nil || n != 4 {
-			t.Fatalf("Export = %d, %v; want 4 data.access events", n, err)
+		// The generated mix cycles through Types(), so the count follows it.
+		var wantN int64
+		for i := range 40 {
+			if genEvent(i).Type == DataAccess {
+				wantN++
+			}
+		}
+		if err != nil || wantN < 2 || n != wantN {
+			t.Fatalf("Export = %d, %v; want %d data.access events", n, err, wantN)
 		}
 		recs, err := csv.NewReader(&buf).ReadAll()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Join(recs[0], ",") != strings.Join(CSVHeader, ",") || len(recs) != 5 {
+		if strings.Join(recs[0], ",") != strings.Join(CSVHeader, ",") || int64(len(recs)) != wantN+1 {
 			t.Fatalf("CSV header %v, %d records", recs[0], len(recs))
 		}
 		for _, rec := range recs[1:] {

@@ -41,6 +41,10 @@ type Config struct {
 	NoPasswordLogin bool
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
+	// DirectoryJWKS is the key set (file or URL) of the directory whose
+	// software statements admit dynamic client registration; "" turns
+	// /oauth2/register off.
+	DirectoryJWKS string
 }
 
 // MinSecretLen is the shortest accepted CONSENTGATE_SECRET.
@@ -79,6 +83,8 @@ func ParseServe(args []string) (*Config, error) {
 	idpClaim := fs.String("customer-idp-claim", "", "id_token claim linked to customers' idp_subject (env CONSENTGATE_CUSTOMER_IDP_CLAIM, default sub)")
 	passwordLogin := fs.Bool("password-login", true, "offer the username and password form at /login (false: only the IdP)")
 	policy := fs.String("purpose-policy", "", "JSON file replacing the built-in purpose policy (env CONSENTGATE_PURPOSE_POLICY)")
+	directory := fs.String("directory-jwks", "",
+		"FILE or URL of the JWKS of the directory whose software statements admit dynamic client registration (env CONSENTGATE_DIRECTORY_JWKS; unset: /oauth2/register is off)")
 	var help strings.Builder
 	fs.SetOutput(&help)
 	fs.Usage = fs.PrintDefaults
@@ -98,6 +104,7 @@ func ParseServe(args []string) (*Config, error) {
 		Demo:              *demo,
 		PurposePolicyFile: firstNonEmpty(*policy, os.Getenv("CONSENTGATE_PURPOSE_POLICY")),
 		ShutdownTimeout:   15 * time.Second,
+		DirectoryJWKS:     firstNonEmpty(*directory, os.Getenv("CONSENTGATE_DIRECTORY_JWKS")),
 	}
 	if s := os.Getenv("CONSENTGATE_SECRET"); s != "" {
 		c.Secret = []byte(s)

@@ -102,6 +102,10 @@ var fixtureClients = []ClientSpec{
 		ID: ProviderClientID, Name: "Demo Data Provider", Secret: "demo-provider-secret", AuthMethod: "client_secret_basic",
 		GrantTypes: []string{"client_credentials"}, Scopes: []string{"provider:write"},
 	},
+	{ // #nosec G101 -- the SPEC §9 demo credentials, public by design
+		ID: "demo-operator", Name: "Demo Bank Operations", Secret: "demo-operator-secret", AuthMethod: "client_secret_basic",
+		GrantTypes: []string{"client_credentials"}, Scopes: []string{"admin:clients"},
+	},
 }
 
 // fixtureSeed fixes the fixtures' random stream: alice's history looks the

@@ -131,6 +131,7 @@ func TestSeedFixtures(t *testing.T) {
 				PAROptional: true, DefaultPurpose: "personal_finance_management", Aggregator: true},
 			{ID: "demo-auditor", Secret: "demo-auditor-secret", AuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"audit:read"}},
 			{ID: "demo-provider", Secret: "demo-provider-secret", AuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"provider:write"}},
+			{ID: "demo-operator", Secret: "demo-operator-secret", AuthMethod: "client_secret_basic", GrantTypes: []string{"client_credentials"}, Scopes: []string{"admin:clients"}},
 		}
 		if len(clients.created) != len(wantClients) {
 			t.Fatalf("%d clients created, want %d", len(clients.created), len(wantClients))

@@ -90,6 +90,11 @@ func (p *Provider) AuthenticateAccess(ctx context.Context, r *http.Request) (*Ac
 	if sess == nil {
 		return nil, unknown()
 	}
+	// The client came with the token's own row: a suspension made on any
+	// node binds this request.
+	if c, ok := ar.GetClient().(*Client); !ok || c.Suspended() {
+		return nil, invalidToken("The bank has suspended this app's access; its tokens are refused until it is reinstated.")
+	}
 	if err := p.checkSenderConstraint(ctx, r, token, dpop, sess.JKT); err != nil {
 		return nil, err
 	}

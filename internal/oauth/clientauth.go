@@ -66,7 +66,7 @@ func (p *Provider) authenticateSecretBasic(ctx context.Context, r *http.Request,
 	if c.AuthMethod != AuthClientSecretBasic {
 		return nil, fosite.ErrInvalidClient.WithHintf("This client is registered for %s, not client_secret_basic.", c.AuthMethod)
 	}
-	if err := p.hasher.Compare(ctx, c.SecretHash, []byte(secret)); err != nil {
+	if err := p.hasher.Compare(ctx, c.SecretHash, []byte(secret)); err != nil && !p.previousSecretValid(ctx, c, secret) {
 		return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
 	}
 	return c, nil

@@ -44,12 +44,14 @@ const (
 const (
 	ScopeAuditRead     = "audit:read"
 	ScopeProviderWrite = "provider:write"
+	// ScopeAdminClients is the bank operators' scope (SPEC §11).
+	ScopeAdminClients = "admin:clients"
 )
 
 // supportedScopes is every scope a client may be registered for.
 var supportedScopes = []string{
 	purpose.ScopeAccounts, purpose.ScopeBalances, purpose.ScopeTransactions, purpose.ScopeOffline,
-	ScopeAuditRead, ScopeProviderWrite,
+	ScopeAuditRead, ScopeProviderWrite, ScopeAdminClients,
 	purpose.ScopeIdentity, purpose.ScopeAccountNumbers,
 	purpose.ScopeOpenID, purpose.ScopeProfile, purpose.ScopeEmail,
 }
@@ -98,6 +100,15 @@ type Client struct {
 	DefaultPurpose string
 	Aggregator     bool
 	CreatedAt      time.Time
+	// Lifecycle (lifecycle.go): when and why the bank suspended the client
+	// (SuspendedAt nil: active), and the previous secret still accepted
+	// until PreviousSecretExpiresAt after a rotation.
+	SuspendedAt             *time.Time
+	SuspendedReason         string
+	SuspendedBy             string
+	PreviousSecretHash      []byte
+	PreviousSecretExpiresAt *time.Time
+	SecretRotatedAt         *time.Time
 }
 
 var (
@@ -177,7 +188,8 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 
 // clientColumns are the oauth_clients columns scanClient reads, for a
 // table aliased k.
-const clientColumns = "k.id, k.name, k.secret_hash, k.redirect_uris, k.grant_types, k.scopes, k.purposes, k.auth_method, k.jwks, k.jwks_uri, k.dpop, k.created_at, k.par_optional, k.default_purpose, k.aggregator"
+const clientColumns = "k.id, k.name, k.secret_hash, k.redirect_uris, k.grant_types, k.scopes, k.purposes, k.auth_method, k.jwks, k.jwks_uri, k.dpop, k.created_at, k.par_optional, k.default_purpose, k.aggregator, " +
+	"k.suspended_at, k.suspended_reason, k.suspended_by, k.previous_secret_hash, k.previous_secret_expires_at, k.secret_rotated_at"
 
 // scanClient builds a client from a row of clientColumns (after any
 // columns already given in dst).
@@ -187,13 +199,20 @@ func scanClient(scan func(dest ...any) error, dst ...any) (*Client, error) {
 		secretHash, jwks, jwksURI                  sql.NullString
 		redirectURIs, grantTypes, scopes, purposes string
 		createdAt                                  int64
+		suspendedAt, prevExpires, rotatedAt        sql.NullInt64
+		prevHash                                   sql.NullString
 	)
 	dst = append(dst, &c.ID, &c.Name, &secretHash, &redirectURIs, &grantTypes, &scopes, &purposes, &c.AuthMethod,
-		&jwks, &jwksURI, &c.DPoP, &createdAt, &c.PAROptional, &c.DefaultPurpose, &c.Aggregator)
+		&jwks, &jwksURI, &c.DPoP, &createdAt, &c.PAROptional, &c.DefaultPurpose, &c.Aggregator,
+		&suspendedAt, &c.SuspendedReason, &c.SuspendedBy, &prevHash, &prevExpires, &rotatedAt)
 	if err := scan(dst...); err != nil {
 		return nil, err
 	}
 	c.CreatedAt = store.FromMicros(createdAt)
+	c.SuspendedAt, c.PreviousSecretExpiresAt, c.SecretRotatedAt = optTime(suspendedAt), optTime(prevExpires), optTime(rotatedAt)
+	if prevHash.Valid {
+		c.PreviousSecretHash = []byte(prevHash.String)
+	}
 	if secretHash.Valid {
 		c.SecretHash = []byte(secretHash.String)
 	}
@@ -395,7 +414,7 @@ func (p *Provider) validateClient(spec ClientSpec) (*Client, string, error) {
 	for _, raw := range c.RedirectURIs {
 		u, err := url.Parse(raw)
 		if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || !fosite.IsRedirectURISecureStrict(context.Background(), u) {
-			return nil, "", fmt.Errorf("redirect URI %q must be an absolute https URI (http only for loopback), without fragment", raw)
+			return nil, "", &redirectURIError{fmt.Sprintf("redirect URI %q must be an absolute https URI (http only for loopback), without fragment", raw)}
 		}
 	}
 	secret := spec.Secret
@@ -464,6 +483,12 @@ func (p *Provider) checkScopesUsable(scopes, purposes []string) error {
 	}
 	return nil
 }
+
+// redirectURIError is a refused redirect URI (RFC 7591 invalid_redirect_uri
+// when it comes through dynamic registration).
+type redirectURIError struct{ msg string }
+
+func (e *redirectURIError) Error() string { return e.msg }
 
 func nonNil(s []string) []string {
 	if s == nil {

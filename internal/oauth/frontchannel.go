@@ -66,6 +66,10 @@ func (p *Provider) handleFrontChannel(c *gin.Context, client *Client) {
 		p.writeAuthorizeError(ctx, c.Writer, ar, answer(err))
 		return
 	}
+	if client.Suspended() {
+		p.writeAuthorizeError(ctx, c.Writer, ar, suspendedError())
+		return
+	}
 	terms, err := p.checkPAR(ctx, ar, client)
 	if err != nil {
 		p.writeAuthorizeError(ctx, c.Writer, ar, answer(err))

@@ -63,7 +63,9 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 		p.oauth.WriteAccessError(ctx, c.Writer, nil, fosite.ErrTemporarilyUnavailable)
 		return
 	}
-	if err != nil || ar.GetClient().GetID() != client.GetID() {
+	// A suspended app's tokens are refused everywhere, so they are not
+	// active (the row that came with the token says so, read live).
+	if err != nil || ar.GetClient().GetID() != client.GetID() || suspended(ar.GetClient()) {
 		c.JSON(http.StatusOK, out)
 		return
 	}
@@ -89,4 +91,11 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 		}
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// suspended reports whether a token's client is suspended (or not one of
+// ours, which never happens).
+func suspended(c fosite.Client) bool {
+	k, ok := c.(*Client)
+	return !ok || k.Suspended()
 }

@@ -42,12 +42,20 @@ type Metadata struct {
 	// mTLS sender-constraining is not offered; DPoP is.
 	TLSClientCertificateBoundAccessTokens bool     `json:"tls_client_certificate_bound_access_tokens"`
 	PurposesSupported                     []string `json:"purposes_supported"`
+	// RegistrationEndpoint is RFC 7591's endpoint, present only when a
+	// directory is trusted (SPEC §11).
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
 }
 
 // Metadata returns the server's RFC 8414 document.
 func (p *Provider) Metadata() Metadata {
 	authMethods := []string{AuthPrivateKeyJWT, AuthClientSecretBasic}
+	registration := ""
+	if p.directory != nil {
+		registration = p.issuer + "/oauth2/register"
+	}
 	return Metadata{
+		RegistrationEndpoint:                      registration,
 		Issuer:                                    p.issuer,
 		AuthorizationEndpoint:                     p.issuer + "/oauth2/authorize",
 		TokenEndpoint:                             p.issuer + "/oauth2/token",

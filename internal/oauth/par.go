@@ -56,6 +56,10 @@ func (p *Provider) handlePAR(c *gin.Context) {
 		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, p.serverError(ctx, "par", errors.New("unexpected client type")))
 		return
 	}
+	if client.Suspended() {
+		p.oauth.WritePushedAuthorizeError(ctx, c.Writer, ar, suspendedError())
+		return
+	}
 	if client.DPoP {
 		c.Header("DPoP-Nonce", p.DPoPNonce())
 	}

@@ -86,6 +86,10 @@ type Deps struct {
 	// RateLimit counts one PAR or token request of a client and returns how
 	// long it must wait when over its limit (0: admitted); nil: no limit.
 	RateLimit func(ctx context.Context, clientID string) (time.Duration, error)
+	// DirectoryJWKS is the key set (a file, or an http(s) URL) of the
+	// directory whose software statements admit dynamic registration
+	// (SPEC §11); "" turns registration off.
+	DirectoryJWKS string
 }
 
 // SymmetricKeyLabels are the symmetric keys the provider needs: the token
@@ -117,6 +121,9 @@ type Provider struct {
 	jwks     *jwksCache // clients' jwks_uri key sets
 	nonceKey []byte     // signs the stateless DPoP nonces
 	limit    func(ctx context.Context, clientID string) (time.Duration, error)
+	// directory holds the keys of the trusted software statement issuer;
+	// nil: dynamic registration is off.
+	directory *directory
 }
 
 // New builds the provider.
@@ -159,6 +166,11 @@ func New(d Deps) (*Provider, error) {
 		p.idKey = func() keys.ES256 { return k }
 	}
 	p.jwks = newJWKSCache(p.now)
+	dir, err := loadDirectory(d.DirectoryJWKS)
+	if err != nil {
+		return nil, fmt.Errorf("oauth.New: %w", err)
+	}
+	p.directory = dir
 	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}, tokenQuery: tokenQuery(d.DB.Dialect)}
 	p.config = &fosite.Config{
 		AccessTokenLifespan:             accessTokenLifespan,
@@ -231,6 +243,7 @@ func (p *Provider) Register(r gin.IRouter) {
 	r.POST("/oauth2/revoke", p.singleParams, p.handleRevoke)
 	r.GET("/oauth2/grants/:grant_id", p.handleGetGrant)
 	r.DELETE("/oauth2/grants/:grant_id", p.handleDeleteGrant)
+	p.registerDCR(r)
 }
 
 // deriveKey derives an independent 32-byte sub-key of the server secret, so

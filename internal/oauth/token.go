@@ -121,6 +121,9 @@ func (p *Provider) tokenClient(ctx context.Context, w http.ResponseWriter, r *ht
 	if !ok {
 		return nil, "", p.serverError(ctx, "token", errors.New("unexpected client type"))
 	}
+	if c.Suspended() {
+		return nil, "", suspendedError()
+	}
 	proof := len(r.Header.Values("DPoP")) > 0
 	switch {
 	case !c.DPoP && proof:

@@ -22,6 +22,10 @@ func (a dashboardApps) ClientNames(ctx context.Context, ids []string) (map[strin
 	return a.p.ClientNames(ctx, ids)
 }
 
+func (a dashboardApps) SuspendedApps(ctx context.Context, ids []string) (map[string]bool, error) {
+	return a.p.SuspendedClients(ctx, ids)
+}
+
 func (a dashboardApps) RevokeGrant(ctx context.Context, grantID, customerID string) error {
 	err := a.p.RevokeGrant(ctx, grantID, customerID, "customer")
 	if errors.Is(err, oauth.ErrGrantNotFound) {

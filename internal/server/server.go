@@ -53,6 +53,9 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	stop     context.CancelFunc
 	bg       chan struct{}
+
+	// webhookRetention is how long settled webhook deliveries are kept.
+	webhookRetention time.Duration
 }
 
 // Options are the test seams of New.
@@ -131,6 +134,9 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	if s.webhooks, err = newWebhooks(s.db, rk.webhookSigner(), s.cfg.Issuer, s.log, s.now); err != nil {
 		return err
 	}
+	if s.webhookRetention, err = webhookRetention(); err != nil {
+		return err
+	}
 	// One pairwise salt per deployment, loaded once: every subject a
 	// client sees (id_token, userinfo, introspection) comes from it.
 	pairwise, err := identity.LoadPairwise(ctx, s.db)
@@ -141,6 +147,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		DB: s.db, Consents: s.consents, Purposes: purposes, Issuer: s.cfg.Issuer, Secret: secret,
 		Logger: s.log, Now: s.now, Events: s.audit, PublicKeys: s.publicKeys,
 		Subjects: pairwise, IDTokenKey: rk.idToken, SymmetricKey: rk.symmetric, RateLimit: s.limiter.Allow,
+		DirectoryJWKS: s.cfg.DirectoryJWKS,
 	})
 	if err != nil {
 		return err
@@ -160,7 +167,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 			return fmt.Errorf("demo fixtures: %w", err)
 		}
 		if created {
-			s.log.Info("demo fixtures seeded: customers alice and bob, clients demo-pfm, demo-aggregator, demo-auditor, demo-provider")
+			s.log.Info("demo fixtures seeded: customers alice and bob, clients demo-pfm, demo-aggregator, demo-auditor, demo-provider, demo-operator")
 		} else {
 			s.log.Info("demo fixtures already present")
 		}
@@ -219,6 +226,14 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	httpapi.RegisterAudit(r, httpapi.AuditDeps{
 		Log: s.audit.reader, Auth: dataAuthenticator{provider}, KeySet: s.audit.signer.KeySet, Logger: s.log,
 	})
+	grace, err := secretGrace()
+	if err != nil {
+		return err
+	}
+	httpapi.RegisterAdmin(r, httpapi.AdminDeps{
+		Clients: clientAdmin{p: provider, hooks: s.webhooks, grace: grace}, Auth: dataAuthenticator{provider},
+		Audit: s.audit.recorder, Logger: s.log,
+	})
 	pages.Register(r)
 	httpapi.RegisterFallbacks(r)
 	s.handler = r
@@ -248,8 +263,8 @@ func (s *Server) readyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "database": string(s.db.Dialect)})
 }
 
-// sweep marks consents past their expiry as expired and prunes dead login
-// sessions. Requests never depend on it (a consent is inactive from the
+// sweep marks consents past their expiry as expired and does the
+// housekeeping (Housekeep). Requests never depend on it (a consent is inactive from the
 // instant it expires); it keeps the recorded status and the audit trail true.
 func (s *Server) sweep(ctx context.Context) {
 	defer close(s.bg)
@@ -264,8 +279,8 @@ func (s *Server) sweep(ctx context.Context) {
 				s.audit.consentExpired(ctx, c)
 			}
 		}
-		if err := s.identity.Prune(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("session prune failed", "err", err)
+		if err := s.Housekeep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("housekeeping failed", "err", err)
 		}
 		if err := s.limiter.Prune(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("rate limit window prune failed", "err", err)

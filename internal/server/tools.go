@@ -33,6 +33,9 @@ type Tools struct {
 	AuditSigner *audit.Signer
 	// Ring is the key ring (consentgate keys).
 	Ring *keys.Ring
+
+	secret []byte
+	issuer string
 }
 
 // ToolsOptions tune OpenTools.
@@ -111,7 +114,7 @@ func openTools(ctx context.Context, db *store.DB, opts ToolsOptions, log *slog.L
 		return nil, err
 	}
 	return &Tools{DB: db, Provider: p, Accounts: accounts.NewSQLStore(db), Identity: identity.NewService(db, now),
-		Purposes: purposes, Log: log, AuditSigner: rk.auditSigner(), Ring: ring}, nil
+		Purposes: purposes, Log: log, AuditSigner: rk.auditSigner(), Ring: ring, secret: secret, issuer: issuer}, nil
 }
 
 // DemoDeps are the dependencies of the demo data generator.

@@ -47,6 +47,8 @@ type Options struct {
 	// Configure, when set, adjusts the node's configuration (its Issuer is
 	// already the node's URL) before it starts.
 	Configure func(*config.Config)
+	// DirectoryJWKS turns dynamic client registration on (a JWKS file).
+	DirectoryJWKS string
 }
 
 // TestSecret is the CONSENTGATE_SECRET of test servers.
@@ -70,7 +72,7 @@ func Start(t testing.TB, d store.Dialect, o Options) *Server {
 		secret = TestSecret
 	}
 	cfg := &config.Config{Addr: l.Addr().String(), DatabaseURL: dbURL, Issuer: base, Secret: []byte(secret),
-		Demo: true, ShutdownTimeout: 5 * time.Second, RateLimit: o.RateLimit}
+		Demo: true, ShutdownTimeout: 5 * time.Second, RateLimit: o.RateLimit, DirectoryJWKS: o.DirectoryJWKS}
 	if o.SecretPrevious != "" {
 		cfg.SecretPrevious = []byte(o.SecretPrevious)
 	}

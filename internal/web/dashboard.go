@@ -33,6 +33,34 @@ type GrantManager interface {
 	RevokeGrant(ctx context.Context, grantID, customerID string) error
 }
 
+// AppSuspensions is implemented by a GrantManager that knows which apps
+// the bank has suspended (SPEC §11): their grants show as paused by the
+// bank rather than active.
+type AppSuspensions interface {
+	// SuspendedApps reports which of the client ids are suspended.
+	SuspendedApps(ctx context.Context, ids []string) (map[string]bool, error)
+}
+
+// pausedWords is the status of a live grant whose app the bank suspended.
+const pausedWords = "Paused by your bank: the app cannot see your data while the bank has suspended it"
+
+// markPaused shows the live grants of suspended apps as paused by the bank.
+func (h *Handler) markPaused(ctx context.Context, clientIDs []string) (func(*grantView, string), error) {
+	sa, ok := h.d.Apps.(AppSuspensions)
+	if !ok {
+		return func(*grantView, string) {}, nil
+	}
+	paused, err := sa.SuspendedApps(ctx, clientIDs)
+	if err != nil {
+		return nil, err
+	}
+	return func(v *grantView, clientID string) {
+		if v.Active && paused[clientID] {
+			v.Status, v.Paused = pausedWords, true
+		}
+	}, nil
+}
+
 // ErrGrantNotFound marks a grant that does not exist or is not the
 // customer's. Adapters translate their own error into it.
 var ErrGrantNotFound = errors.New("web: no such grant for this customer")
@@ -125,10 +153,16 @@ func (h *Handler) dashboard(c *gin.Context) {
 		h.internalError(c, "dashboard: last access", err)
 		return
 	}
+	mark, err := h.markPaused(ctx, clientIDs)
+	if err != nil {
+		h.internalError(c, "dashboard: suspended apps", err)
+		return
+	}
 	v := dashboardView{view: view{Title: "Your connected apps", SignedInAs: name, CSRF: sess.CSRFToken}}
 	now := h.now()
 	for _, g := range grants {
 		gv := h.grantView(g, names, accts, last, now)
+		mark(&gv, g.ClientID)
 		if gv.Active {
 			v.Active = append(v.Active, gv)
 		} else {
@@ -206,7 +240,13 @@ func (h *Handler) grantPage(c *gin.Context) {
 		h.internalError(c, "dashboard: history", err)
 		return
 	}
+	mark, err := h.markPaused(ctx, []string{g.ClientID})
+	if err != nil {
+		h.internalError(c, "dashboard: suspended apps", err)
+		return
+	}
 	gv := h.grantView(g, names, accts, last, h.now())
+	mark(&gv, g.ClientID)
 	v := grantPageView{view: view{Title: gv.AppName + ": access to your data", SignedInAs: name, CSRF: sess.CSRFToken}, Grant: gv}
 	if c.Query("revoked") != "" && g.StatusAt(h.now()) == consent.Revoked {
 		v.Notice = gv.AppName + " can no longer see your data."

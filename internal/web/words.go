@@ -34,6 +34,7 @@ type grantView struct {
 	Data                               []string
 	HistoryDays                        int // 0: no transactions
 	Active                             bool
+	Paused                             bool   // live, but the bank suspended the app
 	Status                             string // in words
 	Granted                            *when  // nil when never approved
 	EndLabel                           string // "Ends on", "Ended on", "Stopped on"
@@ -111,6 +112,9 @@ func revokedWords(by string) string {
 		return "Stopped by the app"
 	case "reuse_detected":
 		return "Stopped for your safety: someone tried to reuse an old key of the app"
+	}
+	if strings.HasPrefix(by, "operator ") { // the bank's operations team (SPEC §11)
+		return "Stopped by your bank"
 	}
 	return "Stopped"
 }

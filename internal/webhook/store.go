@@ -125,7 +125,7 @@ type deliveryRow struct {
 	CreatedAt                          int64
 }
 
-const deliveryColumns = "id, client_id, grant_id, event, body, attempts, next_attempt_at, delivered_at, last_status, last_error, created_at"
+const deliveryColumns = "id, client_id, COALESCE(grant_id, '') AS grant_id, event, body, attempts, next_attempt_at, delivered_at, last_status, last_error, created_at"
 
 func (r *deliveryRow) delivery() Delivery {
 	return Delivery{ID: r.ID, ClientID: r.ClientID, GrantID: r.GrantID, Event: r.Event, Body: []byte(r.Body),
@@ -162,10 +162,58 @@ type grantRow struct {
 
 // Body is the JSON a delivery sends (docs/webhooks.md).
 type Body struct {
-	ID        string    `json:"id"` // the delivery id, also the signature's jti
-	Type      string    `json:"type"`
-	CreatedAt string    `json:"created_at"`
-	Grant     GrantBody `json:"grant"`
+	ID        string `json:"id"` // the delivery id, also the signature's jti
+	Type      string `json:"type"`
+	CreatedAt string `json:"created_at"`
+	// Grant is the grant a consent.* event is about (absent from client.*
+	// events).
+	Grant GrantBody `json:"grant,omitzero"`
+	// Client is the app a client.* event is about (absent from consent.*
+	// events).
+	Client *ClientBody `json:"client,omitempty"`
+}
+
+// ClientBody is the app a client.suspended or client.reinstated event is
+// about.
+type ClientBody struct {
+	ClientID string `json:"client_id"`
+	Status   string `json:"status"` // suspended | active
+	Reason   string `json:"reason,omitempty"`
+	At       string `json:"at"`
+}
+
+// EnqueueClientEvent records a client.suspended or client.reinstated
+// delivery for the app, if it registered a webhook URL, and reports
+// whether it did.
+func (s *Store) EnqueueClientEvent(ctx context.Context, clientID, event, status, reason string, at time.Time) (bool, error) {
+	if u, err := s.URL(ctx, clientID); err != nil || u == "" {
+		return false, err
+	}
+	id := uuid.NewString()
+	b, err := json.Marshal(Body{ID: id, Type: event, CreatedAt: at.UTC().Format(time.RFC3339),
+		Client: &ClientBody{ClientID: clientID, Status: status, Reason: reason, At: at.UTC().Format(time.RFC3339Nano)}})
+	if err != nil {
+		return false, fmt.Errorf("webhook: body: %w", err)
+	}
+	now := s.now()
+	if err := s.db.WithContext(ctx).Exec(`INSERT INTO webhook_deliveries (id, client_id, grant_id, event, term_expires_at, body,
+			attempts, next_attempt_at, created_at)
+		VALUES (?, ?, NULL, ?, ?, ?, 0, ?, ?)`,
+		id, clientID, event, store.Micros(at), string(b), store.Micros(now), store.Micros(now)).Error; err != nil {
+		return false, fmt.Errorf("webhook: enqueue %s: %w", event, err)
+	}
+	return true, nil
+}
+
+// Prune deletes the deliveries settled (delivered or given up) before
+// before, and returns how many (webhook_deliveries_settled_idx).
+func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM webhook_deliveries WHERE next_attempt_at IS NULL AND created_at < ?`,
+		store.Micros(before))
+	if res.Error != nil {
+		return 0, fmt.Errorf("webhook: prune: %w", res.Error)
+	}
+	return res.RowsAffected, nil
 }
 
 // GrantBody is the grant an event is about, as grant management shows it.

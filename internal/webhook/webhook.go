@@ -31,6 +31,10 @@ import (
 const (
 	EventRevoked  = "consent.revoked"
 	EventExpiring = "consent.expiring"
+	// EventClientSuspended and EventClientReinstated tell an app that the
+	// bank suspended it or lifted the suspension (SPEC §11).
+	EventClientSuspended  = "client.suspended"
+	EventClientReinstated = "client.reinstated"
 )
 
 // DefaultBackoff is the wait after each failed attempt; after the last one

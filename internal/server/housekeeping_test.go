@@ -1,0 +1,101 @@
+package server_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/consentgate/consentgate/internal/store"
+	"github.com/consentgate/consentgate/internal/testutil"
+)
+
+// TestHousekeeping: the sweep deletes what has expired (codes, access
+// tokens, PKCE requests, request_uris, authorize and OpenID Connect
+// sessions, client assertion and DPoP proof ids, login sessions) and the
+// webhook deliveries settled longer ago than the retention, and keeps
+// everything else: live rows, refresh tokens (replay evidence), pending
+// deliveries whatever their age.
+func TestHousekeeping(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *testutil.Server) {
+		now := time.Now().UTC()
+		past, future := store.Micros(now.Add(-time.Minute)), store.Micros(now.Add(time.Hour))
+		old := store.Micros(now.Add(-31 * 24 * time.Hour))
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if err := s.DB.Exec(q, args...).Error; err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		for _, kind := range []string{"authorize_code", "access_token", "refresh_token", "pkce"} {
+			for _, exp := range []int64{past, future} {
+				exec(`INSERT INTO oauth_tokens (kind, signature_hash, request_id, client_id, subject, active, requested_at,
+					expires_at, request_data) VALUES (?, ?, 'r', 'demo-pfm', '', ?, 0, ?, '{}')`,
+					kind, fmt.Sprintf("%s-%d", kind, exp), true, exp)
+			}
+		}
+		for _, exp := range []int64{past, future} {
+			id := fmt.Sprint(exp)
+			exec(`INSERT INTO oauth_par_requests (request_uri_hash, request_data, expires_at) VALUES (?, '{}', ?)`, id, exp)
+			exec(`INSERT INTO oauth_authorize_sessions (challenge_hash, request_id, request_data, expires_at) VALUES (?, 'r', '{}', ?)`, id, exp)
+			exec(`INSERT INTO oauth_oidc_sessions (signature_hash, request_id, request_data, expires_at) VALUES (?, 'r', '{}', ?)`, id, exp)
+			exec(`INSERT INTO oauth_client_assertions (jti_hash, expires_at) VALUES (?, ?)`, id, exp)
+			exec(`INSERT INTO dpop_proofs (jti_hash, expires_at) VALUES (?, ?)`, id, exp)
+			exec(`INSERT INTO login_sessions (id_hash, csrf_token, created_at, expires_at) VALUES (?, 'c', 0, ?)`, id, exp)
+		}
+		exec(`INSERT INTO consents (id, client_id, status, scopes, purpose, history_days, duration_seconds, created_at, updated_at)
+			VALUES ('g-hk', 'demo-pfm', 'revoked', 'accounts:read', 'account_verification', 0, 60, 1, 1)`)
+		deliveries := []struct {
+			id        string
+			created   int64
+			next      *int64
+			delivered *int64
+		}{
+			{"old-delivered", old, nil, &old},
+			{"old-given-up", old, nil, nil},
+			{"old-pending", old, &future, nil},
+			{"new-delivered", past, nil, &past},
+		}
+		for i, d := range deliveries {
+			exec(`INSERT INTO webhook_deliveries (id, client_id, grant_id, event, term_expires_at, body, attempts,
+				next_attempt_at, delivered_at, created_at) VALUES (?, 'demo-pfm', 'g-hk', 'consent.revoked', ?, '{}', 1, ?, ?, ?)`,
+				d.id, i, d.next, d.delivered, d.created)
+		}
+
+		if err := s.Node.Housekeep(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+
+		count := func(q string, args ...any) int64 {
+			t.Helper()
+			var n int64
+			if err := s.DB.Raw(q, args...).Scan(&n).Error; err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			return n
+		}
+		for _, kind := range []string{"authorize_code", "access_token", "pkce"} {
+			if n := count(`SELECT COUNT(*) FROM oauth_tokens WHERE kind = ? AND client_id = 'demo-pfm' AND request_id = 'r'`, kind); n != 1 {
+				t.Errorf("%s rows after housekeeping: %d, want the live one", kind, n)
+			}
+		}
+		if n := count(`SELECT COUNT(*) FROM oauth_tokens WHERE kind = 'refresh_token' AND request_id = 'r'`); n != 2 {
+			t.Errorf("refresh tokens after housekeeping: %d, want both kept", n)
+		}
+		for _, table := range []string{"oauth_par_requests", "oauth_authorize_sessions", "oauth_oidc_sessions",
+			"oauth_client_assertions", "dpop_proofs", "login_sessions"} {
+			if n := count(`SELECT COUNT(*) FROM `+table+` WHERE expires_at <= ?`, store.Micros(now)); n != 0 {
+				t.Errorf("%s: %d expired rows left", table, n)
+			}
+			if n := count(`SELECT COUNT(*) FROM `+table+` WHERE expires_at = ?`, future); n != 1 {
+				t.Errorf("%s: %d live rows, want 1", table, n)
+			}
+		}
+		var left []string
+		if err := s.DB.Raw(`SELECT id FROM webhook_deliveries WHERE grant_id = 'g-hk' ORDER BY id`).Scan(&left).Error; err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(left) != "[new-delivered old-pending]" {
+			t.Errorf("webhook deliveries after housekeeping: %v, want the pending and the recent one", left)
+		}
+	})
+}
