@@ -166,6 +166,19 @@ func TestOperatorLifecycle(t *testing.T) {
 			!strings.Contains(string(r.Body), "suspended") {
 			t.Fatalf("data call of a suspended app: %d %s", r.StatusCode, r.Body)
 		}
+		// FDX: the same gate, the same RFC 6750 401.
+		if r := s.Get(t, "/fdx/v6/accounts", tok.AccessToken); r.StatusCode != http.StatusUnauthorized ||
+			!strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Fatalf("FDX call of a suspended app: %d %s %s", r.StatusCode, r.Header.Get("WWW-Authenticate"), r.Body)
+		}
+		// No sync_available notice is scheduled for a suspended app's grants.
+		var acct string
+		if err := s.DB.Raw(`SELECT account_id FROM consent_accounts WHERE consent_id = ? LIMIT 1`, tok.GrantID).Scan(&acct).Error; err != nil || acct == "" {
+			t.Fatalf("account of the grant: %v", err)
+		}
+		if n, err := webhook.NoteSyncChanges(s.DB.DB, []string{acct}, time.Now()); err != nil || n != 0 {
+			t.Fatalf("sync notices for a suspended app: %d, %v (want none)", n, err)
+		}
 		if r := s.Refresh(t, fr, tok.RefreshToken); r.StatusCode != http.StatusBadRequest ||
 			!strings.Contains(string(r.Body), "unauthorized_client") {
 			t.Fatalf("refresh of a suspended app: %d %s", r.StatusCode, r.Body)
@@ -203,6 +216,9 @@ func TestOperatorLifecycle(t *testing.T) {
 		}
 		if r := s.Get(t, "/v1/accounts", tok.AccessToken); r.StatusCode != http.StatusOK {
 			t.Fatalf("data call after reinstatement: %d %s", r.StatusCode, r.Body)
+		}
+		if n, err := webhook.NoteSyncChanges(s.DB.DB, []string{acct}, time.Now()); err != nil || n != 1 {
+			t.Fatalf("sync notices after reinstatement: %d, %v (want one)", n, err)
 		}
 		hooks.clientEvent(t, s, testutil.DemoClientID, webhook.EventClientReinstated)
 		if page := alice.Get(t, "/dashboard"); strings.Contains(string(page.Body), "Paused by your bank") {

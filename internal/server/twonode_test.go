@@ -67,7 +67,9 @@ func freeAddr(t *testing.T) string {
 func serveNode(t *testing.T, bin, name, addr, dbURL, issuer string) *testutil.Server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "serve", "--demo", "--addr", addr, "--db", dbURL, "--issuer", issuer)
+	// No rate limit: these tests load one client harder than the default
+	// 100/s on purpose (the limit has its own test, TestRateLimitTwoNodes).
+	cmd := exec.CommandContext(ctx, bin, "serve", "--demo", "--addr", addr, "--db", dbURL, "--issuer", issuer, "--rate-limit", "0")
 	// The same secret on every node, so a token issued by one validates on all.
 	cmd.Env = append(os.Environ(), "CONSENTGATE_SECRET="+testutil.TestSecret)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // graceful shutdown

@@ -54,7 +54,8 @@ func NoteSyncChanges(tx *gorm.DB, accountIDs []string, now time.Time) (int, erro
 	if err := tx.Raw(`SELECT c.id, c.client_id, ca.account_id, c.scopes
 		FROM consent_accounts ca JOIN consents c ON c.id = ca.consent_id
 		JOIN client_webhooks w ON w.client_id = c.client_id
-		WHERE ca.account_id IN ? AND c.status = ? AND c.expires_at > ?
+		JOIN oauth_clients oc ON oc.id = c.client_id
+		WHERE ca.account_id IN ? AND c.status = ? AND c.expires_at > ? AND oc.suspended_at IS NULL
 		ORDER BY c.id, ca.account_id`, accountIDs, "authorized", store.Micros(now)).Scan(&grants).Error; err != nil {
 		return 0, fmt.Errorf("webhook.NoteSyncChanges: %w", err)
 	}
@@ -93,10 +94,12 @@ func NoteSyncChanges(tx *gorm.DB, accountIDs []string, now time.Time) (int, erro
 }
 
 // grantActive reports whether the grant is authorized and unexpired at
-// now: a sync_available notice for any other grant is dropped unsent.
+// now and its app not suspended by the bank: a sync_available notice for
+// any other grant is dropped unsent.
 func (s *Store) grantActive(ctx context.Context, grantID string, now time.Time) (bool, error) {
 	var n int64
-	if err := s.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM consents WHERE id = ? AND status = ? AND expires_at > ?`,
+	if err := s.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM consents c JOIN oauth_clients oc ON oc.id = c.client_id
+		WHERE c.id = ? AND c.status = ? AND c.expires_at > ? AND oc.suspended_at IS NULL`,
 		grantID, "authorized", store.Micros(now)).Scan(&n).Error; err != nil {
 		return false, fmt.Errorf("webhook: grant state: %w", err)
 	}
