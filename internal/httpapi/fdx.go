@@ -305,13 +305,8 @@ func (h *fdxHandler) fdxTransactions(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
-	a, err := h.accounts.Get(c.Request.Context(), p.Consent.CustomerID, accountID)
-	switch {
-	case errors.Is(err, accounts.ErrNotFound):
-		WriteProblem(c, errAccountNotFound)
-		return
-	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "account lookup failed", err))
+	a, ok := h.readAccount(c, p.Consent.CustomerID, accountID)
+	if !ok {
 		return
 	}
 	q.CustomerID = p.Consent.CustomerID

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/consentgate/consentgate/internal/accounts"
@@ -42,40 +41,11 @@ func parseFDXTxQuery(v url.Values, accountID string, now time.Time, hw historyWi
 	if err != nil {
 		return q, b, err
 	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxTxLimit {
-			return q, b, invalidRequest("limit must be a whole number from 1 to %d (default %d).", maxTxLimit, defaultTxLimit)
-		}
-		q.Limit = n
+	if q.Limit, err = parseTxLimit(v.Get("limit")); err != nil {
+		return q, b, err
 	}
-	if hw.Days <= 0 {
-		return q, b, apperr.New(apperr.HistoryWindowExceeded,
-			"This consent grants no transaction history (a history window of 0 days), so no transactions can be read under it.")
-	}
-	if (hasFrom && from.Before(hw.Start)) || (hasTo && to.Before(hw.Start)) {
-		return q, b, apperr.New(apperr.HistoryWindowExceeded,
-			"This consent allows "+strconv.Itoa(hw.Days)+" days of history: transactions from "+
-				hw.Start.UTC().Format(time.RFC3339)+" on. Ask for a later startTime (and endTime), or leave startTime out.")
-	}
-	if !hasTo {
-		to = now
-	}
-	if !hasFrom {
-		from = to.Add(-defaultTxWindow)
-		if from.Before(hw.Start) {
-			from = hw.Start
-		}
-	}
-	if from.After(to) {
-		return q, b, invalidRequest("startTime must not be after endTime.")
-	}
-	q.From, q.To = from, to
-	if hasFrom {
-		b.From = strconv.FormatInt(from.UnixMicro(), 10)
-	}
-	if hasTo {
-		b.To = strconv.FormatInt(to.UnixMicro(), 10)
+	if q.From, q.To, err = txWindow(window{from, hasFrom, to, hasTo, "startTime", "endTime"}, now, hw, &b); err != nil {
+		return q, b, err
 	}
 	if s := v.Get("offset"); s != "" {
 		if q.After, err = decodeOffset(s, b); err != nil {

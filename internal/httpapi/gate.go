@@ -237,17 +237,27 @@ func (h *dataHandler) loadAccount(c *gin.Context) {
 		WriteProblem(c, errAccountNotFound)
 		return
 	}
-	a, err := h.accounts.Get(c.Request.Context(), p.Consent.CustomerID, id)
-	switch {
-	case errors.Is(err, accounts.ErrNotFound):
-		WriteProblem(c, errAccountNotFound)
-		return
-	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "account lookup failed", err))
+	a, ok := h.readAccount(c, p.Consent.CustomerID, id)
+	if !ok {
 		return
 	}
 	c.Set(accountKey, a)
 	c.Next()
+}
+
+// readAccount reads the customer's account id, answering the problem
+// itself (ok false): an unknown account as account_not_found.
+func (h *dataHandler) readAccount(c *gin.Context, customerID, id string) (a *accounts.Account, ok bool) {
+	a, err := h.accounts.Get(c.Request.Context(), customerID, id)
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		WriteProblem(c, errAccountNotFound)
+		return nil, false
+	case err != nil:
+		WriteProblem(c, apperr.Wrap(apperr.Internal, "account lookup failed", err))
+		return nil, false
+	}
+	return a, true
 }
 
 // consentedAccount admits calls on an account the customer selected in the

@@ -23,6 +23,66 @@ type historyWindow struct {
 	Days  int       // 0: no transactions at all
 }
 
+// parseTxLimit reads limit: 1 to maxTxLimit, defaultTxLimit when absent.
+func parseTxLimit(s string) (int, error) {
+	if s == "" {
+		return defaultTxLimit, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxTxLimit {
+		return 0, invalidRequest("limit must be a whole number from 1 to %d (default %d).", maxTxLimit, defaultTxLimit)
+	}
+	return n, nil
+}
+
+// window is the bounds a transactions query asked for, under the names
+// its API gives them (from/to on /v1, startTime/endTime on FDX).
+type window struct {
+	from     time.Time
+	hasFrom  bool
+	to       time.Time
+	hasTo    bool
+	fromName string
+	toName   string
+}
+
+// txWindow applies the rules every transactions query shares: no history
+// at all is history_window_exceeded; an explicit bound before the history
+// window is too; to defaults to now and from to 90 days before to, clipped
+// to the history window silently; from after to is invalid_request. The
+// explicit bounds are bound into b, so a cursor serves only its query.
+func txWindow(w window, now time.Time, hw historyWindow, b *cursorBinding) (from, to time.Time, err error) {
+	if hw.Days <= 0 {
+		return from, to, apperr.New(apperr.HistoryWindowExceeded,
+			"This consent grants no transaction history (a history window of 0 days), so no transactions can be read under it.")
+	}
+	if (w.hasFrom && w.from.Before(hw.Start)) || (w.hasTo && w.to.Before(hw.Start)) {
+		return from, to, apperr.New(apperr.HistoryWindowExceeded, fmt.Sprintf(
+			"This consent allows %d days of history: transactions from %s on. Ask for a later %s (and %s), or leave %s out.",
+			hw.Days, hw.Start.UTC().Format(time.RFC3339), w.fromName, w.toName, w.fromName))
+	}
+	from, to = w.from, w.to
+	if !w.hasTo {
+		to = now
+	}
+	if !w.hasFrom {
+		from = to.Add(-defaultTxWindow)
+		if from.Before(hw.Start) {
+			from = hw.Start
+		}
+	}
+	if from.After(to) {
+		return from, to, invalidRequest("%s must not be after %s.", w.fromName, w.toName)
+	}
+	if w.hasFrom {
+		b.From = strconv.FormatInt(from.UnixMicro(), 10)
+	}
+	if w.hasTo {
+		b.To = strconv.FormatInt(to.UnixMicro(), 10)
+	}
+	return from, to, nil
+}
+
 // parseTxQuery turns the query string of a transactions call into a store
 // query and the binding of its cursors. Syntax errors are invalid_request
 // (naming the parameter); an explicit bound before the history window is
@@ -49,41 +109,11 @@ func parseTxQuery(v url.Values, accountID string, now time.Time, hw historyWindo
 	default:
 		return q, b, invalidRequest("status must be booked or pending (or left out for both).")
 	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxTxLimit {
-			return q, b, invalidRequest("limit must be a whole number from 1 to %d (default %d).", maxTxLimit, defaultTxLimit)
-		}
-		q.Limit = n
+	if q.Limit, err = parseTxLimit(v.Get("limit")); err != nil {
+		return q, b, err
 	}
-
-	if hw.Days <= 0 {
-		return q, b, apperr.New(apperr.HistoryWindowExceeded,
-			"This consent grants no transaction history (a history window of 0 days), so no transactions can be read under it.")
-	}
-	if (hasFrom && from.Before(hw.Start)) || (hasTo && to.Before(hw.Start)) {
-		return q, b, apperr.New(apperr.HistoryWindowExceeded, fmt.Sprintf(
-			"This consent allows %d days of history: transactions from %s on. Ask for a later from (and to), or leave from out.",
-			hw.Days, hw.Start.UTC().Format(time.RFC3339)))
-	}
-	if !hasTo {
-		to = now
-	}
-	if !hasFrom {
-		from = to.Add(-defaultTxWindow)
-		if from.Before(hw.Start) {
-			from = hw.Start
-		}
-	}
-	if from.After(to) {
-		return q, b, invalidRequest("from must not be after to.")
-	}
-	q.From, q.To = from, to
-	if hasFrom {
-		b.From = strconv.FormatInt(from.UnixMicro(), 10)
-	}
-	if hasTo {
-		b.To = strconv.FormatInt(to.UnixMicro(), 10)
+	if q.From, q.To, err = txWindow(window{from, hasFrom, to, hasTo, "from", "to"}, now, hw, &b); err != nil {
+		return q, b, err
 	}
 	b.Status = q.Status
 	if s := v.Get("cursor"); s != "" {
