@@ -107,7 +107,7 @@ func verifyAgainstJWKS(t *testing.T, s *testutil.Server, it signedItem) string {
 	t.Helper()
 	var set jose.JSONWebKeySet
 	s.Get(t, "/jwks", "").JSON(t, &set)
-	jws, err := jose.ParseSigned(it.compact, []jose.SignatureAlgorithm{it.alg})
+	jws, err := jose.ParseSignedCompact(it.compact, []jose.SignatureAlgorithm{it.alg})
 	if err != nil {
 		t.Fatalf("%s: %v", it.what, err)
 	}
