@@ -260,6 +260,9 @@ func decodeStrings(src string, dst *[]string) error {
 // client loads a registration. Every client-authenticated request does, so
 // it is one indexed read straight through database/sql.
 func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
+	if c := clientRowFromRequest(ctx, id); c != nil {
+		return c, nil
+	}
 	row := s.sqlConn(ctx).QueryRowContext(ctx, `SELECT `+clientColumns+` FROM oauth_clients k WHERE k.id = $1`, id)
 	c, err := scanClient(row.Scan)
 	switch {

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -26,8 +27,13 @@ func (p *Provider) rateLimited(eventType string) gin.HandlerFunc {
 			c.Next()
 			return
 		}
+		id, cl := p.limitedClient(c.Request)
+		if cl != nil {
+			// fosite authenticates this client next: it reads the row this
+			// request has just read instead of going to the database again.
+			c.Request = c.Request.WithContext(withClientRow(c.Request.Context(), cl))
+		}
 		ctx := c.Request.Context()
-		id := p.limitedClient(c.Request)
 		if id == "" {
 			c.Next()
 			return
@@ -55,20 +61,45 @@ func (p *Provider) rateLimited(eventType string) gin.HandlerFunc {
 }
 
 // limitedClient is the client a PAR or token request counts against, or ""
-// when it authenticates as none (it will fail authentication anyway).
-func (p *Provider) limitedClient(r *http.Request) string {
+// when it authenticates as none (it will fail authentication anyway), and
+// for client_secret_basic the client it read.
+func (p *Provider) limitedClient(r *http.Request) (string, *Client) {
 	rawID, rawSecret, basic := r.BasicAuth()
 	if !basic {
-		return r.PostForm.Get("client_id")
+		return r.PostForm.Get("client_id"), nil
 	}
 	id, err1 := url.QueryUnescape(rawID)
 	secret, err2 := url.QueryUnescape(rawSecret)
 	if errors.Join(err1, err2) != nil {
-		return ""
+		return "", nil
 	}
 	cl, err := p.store.client(r.Context(), id)
-	if err != nil || p.hasher.Compare(r.Context(), cl.SecretHash, []byte(secret)) != nil {
-		return ""
+	if err != nil {
+		return "", nil
 	}
-	return id
+	// The previous secret counts too while its grace period lasts, so a
+	// rotation cannot open a way around the limit.
+	if p.hasher.Compare(r.Context(), cl.SecretHash, []byte(secret)) != nil && !p.previousSecretValid(r.Context(), cl, secret) {
+		return "", cl
+	}
+	return id, cl
+}
+
+// clientMemoKey holds, in a request's context, the client row that request
+// has read: its later reads of the same client use it. It lives as long as
+// one request, so a suspension or rotation still shows on the next one.
+type clientMemoKey struct{}
+
+// withClientRow is ctx remembering the row c, read (not yet authenticated).
+func withClientRow(ctx context.Context, c *Client) context.Context {
+	return context.WithValue(ctx, clientMemoKey{}, c)
+}
+
+// clientRowFromRequest is the row of client id this request has read, or nil.
+func clientRowFromRequest(ctx context.Context, id string) *Client {
+	c, _ := ctx.Value(clientMemoKey{}).(*Client)
+	if c == nil || c.ID != id {
+		return nil
+	}
+	return c
 }
