@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"gorm.io/gorm"
 	"net/url"
 	"strconv"
 	"strings"
@@ -272,7 +273,12 @@ func (r *Reader) Verify(ctx context.Context, keys *jose.JSONWebKeySet) (Report, 
 
 // list runs a bounded query of eventColumns.
 func (r *Reader) list(ctx context.Context, q string, args ...any) ([]Event, error) {
-	rows, err := r.db.WithContext(ctx).Raw(q, args...).Rows()
+	return listEvents(r.db.WithContext(ctx), q, args...)
+}
+
+// listEvents runs a bounded query of eventColumns on db (or a transaction).
+func listEvents(db *gorm.DB, q string, args ...any) ([]Event, error) {
+	rows, err := db.Raw(q, args...).Rows()
 	if err != nil {
 		return nil, err
 	}

@@ -166,22 +166,7 @@ func growTree(tx *gorm.DB, d store.Dialect, size uint64, evs []Event) error {
 
 // eventsBetween reads the events with after < seq <= upTo, in seq order.
 func eventsBetween(tx *gorm.DB, after, upTo int64) ([]Event, error) {
-	rows, err := tx.Raw(`SELECT `+eventColumns+` FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq`, after, upTo).Rows()
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var evs []Event
-	for rows.Next() {
-		var ev Event
-		scopes, err := scanEvent(rows, &ev)
-		if err != nil {
-			return nil, err
-		}
-		ev.Scopes = strings.Fields(scopes)
-		evs = append(evs, ev)
-	}
-	return evs, rows.Err()
+	return listEvents(tx, `SELECT `+eventColumns+` FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq`, after, upTo)
 }
 
 // backfillTree adds the events a log had before it became a tree (they were

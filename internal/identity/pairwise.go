@@ -35,20 +35,11 @@ func LoadPairwise(ctx context.Context, db *store.DB) (*Pairwise, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("pairwise salt: %w", err)
 	}
-	if err := db.WithContext(ctx).Exec(
-		`INSERT INTO server_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
-		pairwiseSaltSetting, hex.EncodeToString(b)).Error; err != nil {
+	v, err := db.SettingOnce(ctx, pairwiseSaltSetting, hex.EncodeToString(b))
+	if err != nil {
 		return nil, fmt.Errorf("pairwise salt: %w", err)
 	}
-	var v []string
-	if err := db.WithContext(ctx).Raw(`SELECT value FROM server_settings WHERE name = ?`, pairwiseSaltSetting).
-		Scan(&v).Error; err != nil {
-		return nil, fmt.Errorf("pairwise salt: read back: %w", err)
-	}
-	if len(v) != 1 {
-		return nil, fmt.Errorf("pairwise salt: read back %d rows", len(v))
-	}
-	salt, err := hex.DecodeString(v[0])
+	salt, err := hex.DecodeString(v)
 	if err != nil || len(salt) < 32 {
 		return nil, fmt.Errorf("pairwise salt: stored value is not 32 hex-encoded bytes")
 	}

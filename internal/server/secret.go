@@ -19,32 +19,22 @@ func demoSecret(ctx context.Context, db *store.DB) ([]byte, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("demo secret: %w", err)
 	}
-	if err := db.WithContext(ctx).Exec(
-		`INSERT INTO server_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
-		demoSecretSetting, hex.EncodeToString(b)).Error; err != nil {
+	v, err := db.SettingOnce(ctx, demoSecretSetting, hex.EncodeToString(b))
+	if err != nil {
 		return nil, fmt.Errorf("demo secret: %w", err)
 	}
-	var v []string
-	if err := db.WithContext(ctx).Raw(`SELECT value FROM server_settings WHERE name = ?`, demoSecretSetting).
-		Scan(&v).Error; err != nil || len(v) != 1 {
-		return nil, fmt.Errorf("demo secret: read back: %v", err)
-	}
-	return []byte(v[0]), nil
+	return []byte(v), nil
 }
 
 // StoredSecret returns the secret persisted by a --demo server, if any: the
 // CLI uses it so `client create` works against a demo database without
 // CONSENTGATE_SECRET.
 func StoredSecret(ctx context.Context, db *store.DB) ([]byte, bool, error) {
-	var v []string
-	if err := db.WithContext(ctx).Raw(`SELECT value FROM server_settings WHERE name = ?`, demoSecretSetting).
-		Scan(&v).Error; err != nil {
-		return nil, false, fmt.Errorf("stored secret: %w", err)
+	v, ok, err := db.Setting(ctx, demoSecretSetting)
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	if len(v) == 0 {
-		return nil, false, nil
-	}
-	return []byte(v[0]), true, nil
+	return []byte(v), true, nil
 }
 
 // syncCursorKeyUse and syncCursorSeedLabel name the sync cursor key in the
