@@ -47,13 +47,16 @@ const (
 	ClientReinstated    Type = "client.reinstated"
 	ClientSecretRotated Type = "client.secret_rotated"
 	ClientDeleted       Type = "client.deleted"
+	// ClientViewed is an operator's read of the client list or of one
+	// client (SPEC §11: every operator call is audited).
+	ClientViewed Type = "client.viewed"
 )
 
 // Types lists every event type, in SPEC order, then ours.
 func Types() []Type {
 	return []Type{DataAccess, TokenIssued, TokenRefreshed, TokenRevoked, ConsentRequested,
 		ConsentAuthorized, ConsentRejected, ConsentRevoked, ConsentExpired, PurposeBlocked, ProviderWrite,
-		ClientRegistered, ClientUpdated, ClientSuspended, ClientReinstated, ClientSecretRotated, ClientDeleted}
+		ClientRegistered, ClientUpdated, ClientSuspended, ClientReinstated, ClientSecretRotated, ClientDeleted, ClientViewed}
 }
 
 // Valid reports whether t is one of the SPEC event types.

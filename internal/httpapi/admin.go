@@ -154,7 +154,7 @@ func (h *adminHandler) authenticate(c *gin.Context) {
 	h.deny(c, p.ClientID, "insufficient_scope")
 }
 
-// deny audits a refused operator call that would have changed a client.
+// deny audits a refused operator call under the type of what it tried.
 func (h *adminHandler) deny(c *gin.Context, operator, reason string) {
 	var typ audit.Type
 	switch {
@@ -166,8 +166,10 @@ func (h *adminHandler) deny(c *gin.Context, operator, reason string) {
 		typ = audit.ClientSecretRotated
 	case strings.HasSuffix(c.Request.URL.Path, "/revoke-grants"):
 		typ = audit.ConsentRevoked
+	case c.Request.Method == http.MethodGet:
+		typ = audit.ClientViewed
 	default:
-		return // a refused read changes nothing: the access log has it
+		return
 	}
 	ev := audit.Event{Type: typ, Outcome: audit.Denied, Reason: "operator " + operator + ": " + reason,
 		ClientID: c.Param("id"), Method: c.Request.Method, Path: c.Request.URL.Path, Status: c.Writer.Status(),
@@ -211,6 +213,9 @@ func (h *adminHandler) list(c *gin.Context) {
 		WriteProblem(c, err)
 		return
 	}
+	if !h.viewed(c, "") {
+		return
+	}
 	page := clientPage{Data: clients}
 	if page.Data == nil {
 		page.Data = []AdminClient{}
@@ -226,9 +231,30 @@ func (h *adminHandler) get(c *gin.Context) {
 	cl, err := h.clients.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		WriteProblem(c, adminErr(err))
+		h.deny(c, c.GetString(operatorKey), string(apperr.As(adminErr(err)).Code))
+		return
+	}
+	if !h.viewed(c, cl.ClientID) {
 		return
 	}
 	c.JSON(http.StatusOK, cl)
+}
+
+// viewed records an operator's read as client.viewed before the answer
+// is sent (clientID "" for the list); when the log cannot be written the
+// call gets 503 audit_unavailable instead, as data calls do.
+func (h *adminHandler) viewed(c *gin.Context, clientID string) bool {
+	if h.audit == nil {
+		return true
+	}
+	ev := audit.Event{Type: audit.ClientViewed, Outcome: audit.Allowed, Reason: "operator " + c.GetString(operatorKey),
+		ClientID: clientID, Method: c.Request.Method, Path: c.Request.URL.Path, Status: http.StatusOK,
+		InteractionID: InteractionID(c)}
+	if _, err := h.audit.Record(c.Request.Context(), ev); err != nil {
+		WriteProblem(c, apperr.Wrap(apperr.AuditUnavailable, "The audit log could not record this call; retry shortly.", err))
+		return false
+	}
+	return true
 }
 
 // adminRequest is the body of the operator's POST calls.

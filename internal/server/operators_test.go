@@ -138,6 +138,35 @@ func TestOperatorLifecycle(t *testing.T) {
 		if r := s.Get(t, "/admin/v1/clients?cursor=%25%25", op); r.StatusCode != http.StatusBadRequest {
 			t.Fatalf("bad cursor: %d", r.StatusCode)
 		}
+		// Reads are operator calls too (SPEC §11): each is a client.viewed
+		// event naming the operator; an unknown client, and the auditor's and
+		// the app's tokens refused above, are denied ones.
+		if r := s.Get(t, "/admin/v1/clients/"+testutil.DemoClientID, op); r.StatusCode != http.StatusOK {
+			t.Fatalf("show demo-pfm: %d %s", r.StatusCode, r.Body)
+		}
+		if r := s.Get(t, "/admin/v1/clients/no-such-app", op); r.StatusCode != http.StatusNotFound {
+			t.Fatalf("show an unknown client: %d %s", r.StatusCode, r.Body)
+		}
+		viewed := listAudit(t, s, auditorToken(t, s), url.Values{"type": {"client.viewed"}})
+		var lists, shows, denied, refusedTokens int
+		for _, ev := range viewed {
+			switch {
+			case ev.Outcome == "denied" && ev.ClientID == "no-such-app":
+				denied++
+			case ev.Outcome == "denied" && strings.HasSuffix(ev.Reason, ": insufficient_scope"):
+				refusedTokens++
+			case ev.Reason != "operator "+operatorID:
+				t.Errorf("client.viewed names %q, want the operator", ev.Reason)
+			case ev.ClientID == "":
+				lists++
+			case ev.ClientID == testutil.DemoClientID:
+				shows++
+			}
+		}
+		if lists != 3 || shows != 1 || denied != 1 || refusedTokens != 2 {
+			t.Fatalf("client.viewed events: %d list pages, %d shows, %d denied, %d refused tokens; want 3, 1, 1, 2: %+v",
+				lists, shows, denied, refusedTokens, viewed)
+		}
 
 		// Refusals: no reason, an unknown client, an unknown field.
 		for _, c := range []struct {
