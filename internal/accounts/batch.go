@@ -215,7 +215,11 @@ func (b *Bulk) UpsertBalances(bs []Balance) error {
 // TransactionsByID returns the existing transactions among ids, by id.
 func (b *Bulk) TransactionsByID(ids []string) (map[string]Transaction, error) {
 	out := make(map[string]Transaction, len(ids)/8)
-	err := b.queryIDs("SELECT "+txColumns+" FROM transactions", "id", ids, func(rows *sql.Rows) error {
+	selectFrom, col := "SELECT "+txColumns+" FROM transactions", "id"
+	if b.pg {
+		selectFrom, col = txByIDPG(0), "k.id"
+	}
+	err := b.queryIDs(selectFrom, col, ids, func(rows *sql.Rows) error {
 		var (
 			t                  Transaction
 			transacted, amount int64
@@ -271,27 +275,10 @@ func (b *Bulk) UpsertTransactions(txs []Transaction) error {
 	return nil
 }
 
-// upsertTransactionsPG sends the whole batch as twelve array parameters:
-// one statement, no per-value parameters to bind.
+// upsertTransactionsPG writes the whole batch in two statements of array
+// parameters on the partitioned table (partitions.go).
 func (b *Bulk) upsertTransactionsPG(txs []Transaction) error {
-	n := len(txs)
-	var (
-		ids, accountIDs, statuses, currencies = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		descriptions, merchants, mccs, last4s = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		transacted, amounts, created          = make([]int64, n), make([]int64, n), make([]int64, n)
-		booked                                = make([]*int64, n)
-	)
-	for i, t := range txs {
-		ids[i], accountIDs[i], statuses[i], currencies[i] = t.ID, t.AccountID, t.Status, t.Currency
-		descriptions[i], merchants[i], mccs[i], last4s[i] = t.Description, t.MerchantName, t.MCC, t.CardLast4
-		transacted[i], amounts[i], booked[i] = store.Micros(t.TransactedAt), t.Amount, store.MicrosPtr(t.BookedAt)
-		created[i] = t.CreatedSeq
-	}
-	res, err := b.conn.ExecContext(b.ctx, "INSERT INTO transactions ("+txColumns+`, created_seq)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-			$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[])`+txUpsertConflict,
-		ids, accountIDs, statuses, transacted, booked, amounts, currencies, descriptions, merchants, mccs, last4s, created)
-	return checkAffected(res, err, n)
+	return pgUpsertTxs(sqlQuerier{ctx: b.ctx, conn: b.conn}, txs, ruleIngest)
 }
 
 // upsertTransactionsValues is the multi-row VALUES form, for SQLite.
@@ -340,6 +327,18 @@ func checkAffected(res sql.Result, err error, want int) error {
 // they were booked). An id that is not a pending transaction fails the
 // call with ErrConflict: booked transactions are never deleted.
 func (b *Bulk) DeletePendingTransactions(ids []string) error {
+	if b.pg {
+		return inChunks(ids, pgLookupChunk, func(chunk []string) error {
+			var n int
+			if err := b.conn.QueryRowContext(b.ctx, pgDeletePending, chunk).Scan(&n); err != nil {
+				return fmt.Errorf("accounts.Bulk.DeletePendingTransactions: %w", err)
+			}
+			if n != len(chunk) {
+				return fmt.Errorf("accounts.Bulk.DeletePendingTransactions: a transaction to reverse is no longer pending: %w", ErrConflict)
+			}
+			return nil
+		})
+	}
 	return inChunks(ids, lookupChunk, func(chunk []string) error {
 		res := b.tx.Exec(`DELETE FROM transactions WHERE id IN ? AND status = 'pending'`, chunk)
 		if res.Error != nil {

@@ -119,9 +119,10 @@ func txArgs(t Transaction) []any {
 var txColumnList = strings.Split(strings.ReplaceAll(txColumns, " ", ""), ",")
 
 // loadPG writes the batch on one PostgreSQL transaction. The transactions
-// go straight into the table with COPY, which has no ON CONFLICT: when one
-// of them exists already, the COPY is rolled back to a savepoint and the
-// batch goes through a temporary table and an upsert instead.
+// go straight into the table with COPY, and their keys into
+// transaction_ids (partitions.go), which has no ON CONFLICT: when one of
+// them exists already, the COPY is rolled back to a savepoint and the
+// batch goes through the upsert of the partitioned table instead.
 func loadPG(ctx context.Context, tx pgx.Tx, b LoadBatch, created int64) error {
 	batch := &pgx.Batch{}
 	for _, a := range b.Accounts {
@@ -143,29 +144,27 @@ func loadPG(ctx context.Context, tx pgx.Tx, b LoadBatch, created int64) error {
 	if len(b.Transactions) == 0 {
 		return nil
 	}
-	rows := func() pgx.CopyFromSource {
-		return pgx.CopyFromSlice(len(b.Transactions), func(i int) ([]any, error) { return txArgs(b.Transactions[i]), nil })
-	}
 	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		_, err := sp.CopyFrom(ctx, pgx.Identifier{"transactions"}, txColumnList, rows())
+		_, err := sp.CopyFrom(ctx, pgx.Identifier{"transaction_ids"}, []string{"id", "transacted_at"},
+			pgx.CopyFromSlice(len(b.Transactions), func(i int) ([]any, error) {
+				t := &b.Transactions[i]
+				return []any{t.ID, store.Micros(t.TransactedAt)}, nil
+			}))
+		if err != nil {
+			return err
+		}
+		_, err = sp.CopyFrom(ctx, pgx.Identifier{"transactions"}, txColumnList,
+			pgx.CopyFromSlice(len(b.Transactions), func(i int) ([]any, error) { return txArgs(b.Transactions[i]), nil }))
 		return err
 	})
 	if err == nil || !store.IsUniqueViolation(err) {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE load_transactions
-		(LIKE transactions INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {
+	if err := pgUpsertTxs(pgxQuerier{ctx: ctx, tx: tx}, b.Transactions, ruleSameAccount); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return fmt.Errorf("a transaction id in the batch belongs to another account: %w", ErrConflict)
+		}
 		return err
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"load_transactions"}, txColumnList, rows()); err != nil {
-		return err
-	}
-	ct, err := tx.Exec(ctx, "INSERT INTO transactions ("+txColumns+") SELECT "+txColumns+" FROM load_transactions"+loadTxConflictSQL)
-	if err != nil {
-		return err
-	}
-	if ct.RowsAffected() != int64(len(b.Transactions)) {
-		return fmt.Errorf("a transaction id in the batch belongs to another account: %w", ErrConflict)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +27,9 @@ type SQLStore struct {
 	// take as positional parameters.
 	sql *sql.DB
 	now func() time.Time // stamps created_at, which no query reads
+	// partitionedMonth is the month (year*12+month) EnsurePartitions last
+	// completed.
+	partitionedMonth atomic.Int64
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -295,6 +299,14 @@ func (s *SQLStore) UpsertTransactions(ctx context.Context, txs []Transaction) er
 		}
 	}
 	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+		if s.db.Dialect == store.Postgres {
+			// The partitioned table (partitions.go); created_seq is not
+			// this path's to write.
+			for i := range batch {
+				batch[i].CreatedSeq = 0
+			}
+			return pgUpsertTxs(sqlQuerier{ctx: ctx, conn: tx.Statement.ConnPool}, batch, ruleSameAccount)
+		}
 		for start := 0; start < len(batch); start += upsertChunkRows {
 			chunk := batch[start:min(start+upsertChunkRows, len(batch))]
 			if err := upsertTxChunk(tx, chunk); err != nil {

@@ -319,6 +319,9 @@ func (s *SQLStore) transactionsByID(ctx context.Context, accountID string, ids [
 		args = append(args, id)
 	}
 	query := byIDSQL(hidden, in.String())
+	if s.db.Dialect == store.Postgres {
+		query = txByIDPG(hidden) + " WHERE k.id IN (" + in.String() + ")"
+	}
 	rows, err := s.sql.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("accounts.Sync: %w", err)

@@ -33,7 +33,9 @@ func webhookRetention() (time.Duration, error) {
 // ids, login sessions, and the webhook deliveries settled longer ago than
 // the retention. The sweep runs it on every node (each DELETE is
 // idempotent); requests never depend on it, since every read checks
-// expiry itself.
+// expiry itself. On PostgreSQL it also creates the monthly partitions of
+// transactions ahead of the data (once a month per node; rows with no
+// month of their own go to the default partition meanwhile).
 func (s *Server) Housekeep(ctx context.Context) error {
 	n, err := s.provider.Prune(ctx)
 	var total int64
@@ -46,6 +48,11 @@ func (s *Server) Housekeep(ctx context.Context) error {
 	}
 	pruned, err := s.webhooks.store.Prune(ctx, s.now().Add(-s.webhookRetention))
 	errs = append(errs, err)
+	if created, err := s.txPartitions.EnsurePartitions(ctx, s.now()); err != nil {
+		errs = append(errs, fmt.Errorf("transaction partitions: %w", err))
+	} else if created > 0 {
+		s.log.Info("housekeeping", "transaction_partitions_created", created)
+	}
 	if total+pruned > 0 {
 		s.log.Info("housekeeping", "expired_rows", total, "webhook_deliveries", pruned)
 	}

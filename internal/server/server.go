@@ -56,6 +56,9 @@ type Server struct {
 
 	// webhookRetention is how long settled webhook deliveries are kept.
 	webhookRetention time.Duration
+	// txPartitions creates the monthly partitions of transactions ahead
+	// (housekeeping.go).
+	txPartitions *accounts.SQLStore
 }
 
 // Options are the test seams of New.
@@ -128,6 +131,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 
 	s.consents = consent.NewSQLStore(s.db)
 	accountStore := accounts.NewSQLStore(s.db)
+	s.txPartitions = accountStore
 	ident := identity.NewService(s.db, s.now)
 	s.identity = ident
 	s.audit = newAuditLog(s.db, rk.auditSigner(), s.cfg.Issuer, s.log, s.now, opts)
