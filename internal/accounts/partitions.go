@@ -52,10 +52,15 @@ func (s *SQLStore) EnsurePartitions(ctx context.Context, now time.Time) (int, er
 }
 
 // txByIDPG reads transactions by id on PostgreSQL: each id's key in
-// transaction_ids, then its row in the one partition of that key.
+// transaction_ids, then its row in the one partition of that key. The
+// lateral subquery is kept apart (OFFSET 0) so that its condition on
+// transacted_at is a parameter of each key's probe, which prunes every
+// other month at run time; flattened, the planner would filter on id in
+// every month instead.
 func txByIDPG(hidden TxFields) string {
 	return "SELECT " + txSelect("t.", hidden) + ` FROM transaction_ids k
-		JOIN transactions t ON t.id = k.id AND t.transacted_at = k.transacted_at`
+		CROSS JOIN LATERAL (SELECT * FROM transactions x
+			WHERE x.id = k.id AND x.transacted_at = k.transacted_at OFFSET 0) t`
 }
 
 // txRule is the condition an update of an existing transaction must meet.
