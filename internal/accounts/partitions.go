@@ -85,38 +85,38 @@ const pgClaimIDs = `INSERT INTO transaction_ids (id, transacted_at)
 	ON CONFLICT (id) DO UPDATE SET transacted_at = transaction_ids.transacted_at
 	RETURNING id, transacted_at, xmax <> 0`
 
-// pgWriteTxs inserts the new rows and updates the existing ones (found
-// under their stored key, old_at), under the rule, and moves the keys of
-// rows whose transacted_at changed; it returns how many rows it wrote. An
-// UPDATE that changes transacted_at moves the row to its new month.
-func pgWriteTxs(rule txRule) string {
+// pgInsertTxs inserts the new rows of a batch (their ids claimed).
+const pgInsertTxs = `INSERT INTO transactions (` + txColumns + `, created_seq)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+		$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[])`
+
+// pgUpdateTxs updates the existing rows of a batch, found under their
+// stored key (old_at), under the rule, and moves the keys of rows whose
+// transacted_at changed; it returns how many rows it updated. An UPDATE
+// that changes transacted_at moves the row to its new month. $14 and $15
+// bound the stored keys, so that only their months are planned at all.
+func pgUpdateTxs(rule txRule) string {
 	cond := ""
 	if rule == ruleIngest {
 		cond = ` AND (t.status = 'pending' OR (u.status = 'booked'
 			AND t.amount_minor = u.amount_minor AND t.currency = u.currency))`
 	}
-	return `WITH u AS (
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-			$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])
-			AS u(id, account_id, status, transacted_at, booked_at, amount_minor, currency, description,
-				merchant_name, mcc, card_last4, created_seq, old_at)
-	), ins AS (
-		INSERT INTO transactions (` + txColumns + `, created_seq)
-		SELECT id, account_id, status, transacted_at, booked_at, amount_minor, currency, description,
-			merchant_name, mcc, card_last4, created_seq FROM u WHERE old_at IS NULL
-		RETURNING 1
-	), upd AS (
+	return `WITH upd AS (
 		UPDATE transactions t SET status = u.status, transacted_at = u.transacted_at, booked_at = u.booked_at,
 			amount_minor = u.amount_minor, currency = u.currency, description = u.description,
 			merchant_name = u.merchant_name, mcc = u.mcc, card_last4 = u.card_last4
-		FROM u WHERE u.old_at IS NOT NULL AND t.id = u.id AND t.transacted_at = u.old_at
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+			$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])
+			AS u(id, account_id, status, transacted_at, booked_at, amount_minor, currency, description,
+				merchant_name, mcc, card_last4, created_seq, old_at)
+		WHERE t.transacted_at BETWEEN $14 AND $15 AND t.id = u.id AND t.transacted_at = u.old_at
 			AND t.account_id = u.account_id` + cond + `
 		RETURNING t.id, t.transacted_at
 	), moved AS (
 		UPDATE transaction_ids k SET transacted_at = upd.transacted_at
 		FROM upd WHERE k.id = upd.id AND k.transacted_at <> upd.transacted_at
 	)
-	SELECT (SELECT count(*) FROM ins) + (SELECT count(*) FROM upd)`
+	SELECT count(*) FROM upd`
 }
 
 // pgQuerier is a PostgreSQL connection or transaction, from database/sql
@@ -196,8 +196,8 @@ func (q pgxQuerier) count(s string, args ...any) (n int64, err error) {
 }
 
 // pgUpsertTxs creates or updates txs (ids unique within txs) on the
-// partitioned table in two statements: claim the ids, then write the
-// rows. Rows are taken in id order, so two batches lock shared ids in the
+// partitioned table: claim the ids, then insert the new rows and update
+// the existing ones. Rows are taken in id order, so two batches lock shared ids in the
 // same order. A row the rule refuses fails the call with ErrConflict.
 func pgUpsertTxs(q pgQuerier, txs []Transaction, rule txRule) error {
 	txs = slices.Clone(txs)
@@ -210,12 +210,51 @@ func pgUpsertTxs(q pgQuerier, txs []Transaction, rule txRule) error {
 		}
 		return 0
 	})
+	ids, transacted := make([]string, len(txs)), make([]int64, len(txs))
+	for i, t := range txs {
+		ids[i], transacted[i] = t.ID, store.Micros(t.TransactedAt)
+	}
+	existing, err := q.claim(ids, transacted)
+	if err != nil {
+		return err
+	}
+	var inserts, updates []Transaction
+	var oldAt []int64
+	for _, t := range txs {
+		if at, ok := existing[t.ID]; ok {
+			updates = append(updates, t)
+			oldAt = append(oldAt, *at)
+		} else {
+			inserts = append(inserts, t)
+		}
+	}
+	if len(inserts) > 0 {
+		if _, err := q.count("WITH ins AS ("+pgInsertTxs+" RETURNING 1) SELECT count(*) FROM ins", txArrays(inserts)...); err != nil {
+			return err
+		}
+	}
+	if len(updates) == 0 {
+		return nil
+	}
+	args := append(txArrays(updates), oldAt, slices.Min(oldAt), slices.Max(oldAt))
+	written, err := q.count(pgUpdateTxs(rule), args...)
+	if err != nil {
+		return err
+	}
+	if written != int64(len(updates)) {
+		return fmt.Errorf("a transaction changed account, status or booked amount concurrently: %w", ErrConflict)
+	}
+	return nil
+}
+
+// txArrays is txs as the twelve array parameters of pgInsertTxs.
+func txArrays(txs []Transaction) []any {
 	n := len(txs)
 	var (
 		ids, accountIDs, statuses, currencies = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		descriptions, merchants, mccs, last4s = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		transacted, amounts, created          = make([]int64, n), make([]int64, n), make([]int64, n)
-		booked, oldAt                         = make([]*int64, n), make([]*int64, n)
+		booked                                = make([]*int64, n)
 	)
 	for i, t := range txs {
 		ids[i], accountIDs[i], statuses[i], currencies[i] = t.ID, t.AccountID, t.Status, t.Currency
@@ -223,22 +262,7 @@ func pgUpsertTxs(q pgQuerier, txs []Transaction, rule txRule) error {
 		transacted[i], amounts[i], booked[i] = store.Micros(t.TransactedAt), t.Amount, store.MicrosPtr(t.BookedAt)
 		created[i] = t.CreatedSeq
 	}
-	existing, err := q.claim(ids, transacted)
-	if err != nil {
-		return err
-	}
-	for i, id := range ids {
-		oldAt[i] = existing[id]
-	}
-	written, err := q.count(pgWriteTxs(rule), ids, accountIDs, statuses, transacted, booked, amounts, currencies,
-		descriptions, merchants, mccs, last4s, created, oldAt)
-	if err != nil {
-		return err
-	}
-	if written != int64(n) {
-		return fmt.Errorf("a transaction changed account, status or booked amount concurrently: %w", ErrConflict)
-	}
-	return nil
+	return []any{ids, accountIDs, statuses, transacted, booked, amounts, currencies, descriptions, merchants, mccs, last4s, created}
 }
 
 // pgDeletePending deletes the pending transactions among ids and their
