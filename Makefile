@@ -11,9 +11,12 @@ ADDR ?= :8080
 run:
 	$(GO) run ./cmd/consentgate serve --demo --addr $(ADDR)
 
-## test: gosec, then the whole suite on SQLite and on a throwaway PostgreSQL cluster
+## test: gosec, then the whole suite on SQLite and on a throwaway PostgreSQL cluster, then the two-node
+## PostgreSQL tests again through a local pgbouncer in transaction mode (scripts/with-pgbouncer)
+PGBOUNCER_TESTS ?= ^(TestPgBouncerPath|TestTwoNodeRevocation|TestTwoNodeSuspension)$$
 test: gosec
 	./scripts/with-postgres $(GO) test -count=1 -timeout 25m $(PKGS)
+	./scripts/with-postgres ./scripts/with-pgbouncer $(GO) test -count=1 -timeout 10m -run '$(PGBOUNCER_TESTS)' ./internal/server/
 
 ## test-sqlite: the suite on SQLite only (quick local loop)
 test-sqlite:

@@ -72,7 +72,7 @@ func experiment(t *testing.T, variant string, db *store.DB) []string {
 		rows.Close() //nolint:sqlclosecheck // one query at a time
 		fmt.Printf("\n### %s: %s\n\n```\n%s\n```\n", variant, q.name, strings.Join(plan, "\n"))
 		var times []time.Duration
-		for range 300 {
+		for range 100 {
 			start := time.Now()
 			r, err := db.SQL().Query(sql, q.args...)
 			if err != nil {
@@ -86,9 +86,9 @@ func experiment(t *testing.T, variant string, db *store.DB) []string {
 		slices.Sort(times)
 		out = append(out, fmt.Sprintf("%s | %s | p50 %v | p95 %v", variant, q.name, times[len(times)/2].Round(time.Microsecond), times[len(times)*95/100].Round(time.Microsecond)))
 	}
-	// Ingestion: 20 batches of 5,000 new pending transactions over 40
+	// Ingestion: 10 batches of 5,000 new pending transactions over 40
 	// accounts, then the same ids booked (an update of every row).
-	const batches, size = 20, 5000
+	const batches, size = 10, 5000
 	mk := func(b, i int, booked bool) Transaction {
 		at := now.Add(-time.Duration(i) * time.Minute)
 		tx := Transaction{ID: fmt.Sprintf("exp-%d-%d", b, i), AccountID: fmt.Sprintf("acc_gen_%d_checking", 1+(b*size+i)%40),
