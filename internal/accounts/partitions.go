@@ -1,6 +1,7 @@
 package accounts
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -201,15 +202,7 @@ func (q pgxQuerier) count(s string, args ...any) (n int64, err error) {
 // same order. A row the rule refuses fails the call with ErrConflict.
 func pgUpsertTxs(q pgQuerier, txs []Transaction, rule txRule) error {
 	txs = slices.Clone(txs)
-	slices.SortFunc(txs, func(a, b Transaction) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(txs, func(a, b Transaction) int { return cmp.Compare(a.ID, b.ID) })
 	ids, transacted := make([]string, len(txs)), make([]int64, len(txs))
 	for i, t := range txs {
 		ids[i], transacted[i] = t.ID, store.Micros(t.TransactedAt)
@@ -229,8 +222,12 @@ func pgUpsertTxs(q pgQuerier, txs []Transaction, rule txRule) error {
 		}
 	}
 	if len(inserts) > 0 {
-		if _, err := q.count("WITH ins AS ("+pgInsertTxs+" RETURNING 1) SELECT count(*) FROM ins", txArrays(inserts)...); err != nil {
+		n, err := q.count("WITH ins AS ("+pgInsertTxs+" RETURNING 1) SELECT count(*) FROM ins", txArrays(inserts)...)
+		if err != nil {
 			return err
+		}
+		if n != int64(len(inserts)) {
+			return fmt.Errorf("inserted %d of %d new transactions", n, len(inserts))
 		}
 	}
 	if len(updates) == 0 {

@@ -59,15 +59,25 @@ func experiment(t *testing.T, variant string, db *store.DB) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Nodes never executed (pruned at run time, or not reached by an
+		// ordered Append) are left out with their detail lines.
 		var plan []string
+		skip := -1
 		for rows.Next() {
 			var l string
 			if err := rows.Scan(&l); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(l, "never executed") {
-				plan = append(plan, l)
+			indent := len(l) - len(strings.TrimLeft(l, " "))
+			if skip >= 0 && indent > skip {
+				continue
 			}
+			skip = -1
+			if strings.Contains(l, "never executed") {
+				skip = indent
+				continue
+			}
+			plan = append(plan, l)
 		}
 		rows.Close() //nolint:sqlclosecheck // one query at a time
 		fmt.Printf("\n### %s: %s\n\n```\n%s\n```\n", variant, q.name, strings.Join(plan, "\n"))
