@@ -23,11 +23,9 @@ func BenchmarkPageExecMode(b *testing.B) {
 	if base == "" {
 		b.Skip("CONSENTGATE_TEST_POSTGRES_URL not set")
 	}
-	t := &testing.T{}
-	db := openPostgres(t, base)
-	defer db.Close()
-	f := newFixture(t, db, "bem")
-	a := f.account(t, "bem-acct", f.alice, TypeChecking)
+	db := openPostgres(b, base)
+	f := newFixture(b, db, "bem")
+	a := f.account(b, "bem-acct", f.alice, TypeChecking)
 	now := time.Now()
 	if err := f.s.Load(context.Background(), LoadBatch{Transactions: genTransactions(a.ID, "bem-tx", 3000, now)}); err != nil {
 		b.Fatal(err)

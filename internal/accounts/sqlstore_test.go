@@ -90,7 +90,7 @@ func openSQLite(t *testing.T) *store.DB {
 	return db
 }
 
-func openPostgres(t *testing.T, base string) *store.DB {
+func openPostgres(t testing.TB, base string) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := store.Open(base, store.Options{MaxOpenConns: 1})
@@ -132,7 +132,7 @@ type fixture struct {
 	bank, alice, bob, bankName string
 }
 
-func newFixture(t *testing.T, db *store.DB, prefix string) fixture {
+func newFixture(t testing.TB, db *store.DB, prefix string) fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := fixture{s: NewSQLStore(db), bank: prefix + "-bank", alice: prefix + "-alice", bob: prefix + "-bob", bankName: "Bank " + prefix}
@@ -149,7 +149,7 @@ func newFixture(t *testing.T, db *store.DB, prefix string) fixture {
 	return f
 }
 
-func (f fixture) account(t *testing.T, id, customer, typ string) Account {
+func (f fixture) account(t testing.TB, id, customer, typ string) Account {
 	t.Helper()
 	a := Account{ID: id, CustomerID: customer, InstitutionID: f.bank, Type: typ, DisplayName: "Acct " + id,
 		Last4: "1234", Currency: "EUR", Status: "open"}
