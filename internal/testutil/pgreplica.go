@@ -34,20 +34,23 @@ type PGCluster struct {
 // scripts/with-postgres found them (CONSENTGATE_TEST_PG_BIN), on PATH, or
 // in Debian's versioned directories (newest first). "" when there are none.
 func PGBinDir() string {
+	var dirs []string
 	if d := os.Getenv("CONSENTGATE_TEST_PG_BIN"); d != "" {
-		return d
+		dirs = append(dirs, d)
 	}
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	debian, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Sort(sort.Reverse(sort.StringSlice(debian)))
+	for _, d := range append(dirs, debian...) {
 		// Through a symlink (/usr/local/bin/pg_ctl) to the directory that
 		// holds its siblings, pg_basebackup among them.
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
+		p, err := filepath.EvalSymlinks(filepath.Join(d, "pg_ctl"))
+		if err != nil {
+			continue
 		}
-		return filepath.Dir(p)
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
-	for _, d := range dirs {
+		d = filepath.Dir(p)
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
 			return d
 		}
@@ -149,10 +152,16 @@ func (c *PGCluster) URL() string {
 }
 
 // Start starts the server and waits until it accepts connections (a
-// standby: once it reached a consistent state).
+// standby: once it reached a consistent state). fsync is off, as in
+// scripts/with-postgres, unless CONSENTGATE_TEST_PG_FSYNC=on (make bench).
 func (c *PGCluster) Start() error {
+	fsync := "off"
+	if os.Getenv("CONSENTGATE_TEST_PG_FSYNC") == "on" {
+		fsync = "on"
+	}
 	return c.pgCtl("start", "-w", "-t", "60", "-l", filepath.Join(c.Dir, "server.log"),
-		"-o", "-h 127.0.0.1 -p "+c.Port+" -k "+c.Dir+" -c fsync=off -c max_connections=100 -c wal_receiver_status_interval=1s")
+		"-o", "-h 127.0.0.1 -p "+c.Port+" -k "+c.Dir+" -c fsync="+fsync+
+			" -c max_connections=100 -c wal_receiver_status_interval=1s")
 }
 
 // Stop shuts the server down the way an operator's failover does: active
@@ -203,12 +212,13 @@ func (c *PGCluster) WaitCaughtUp(t testing.TB) {
 	c.waitFor(t, "replayed up to "+lsn, "SELECT pg_last_wal_replay_lsn() >= '"+lsn+"'::pg_lsn")
 }
 
-// waitFor polls query (one boolean) on c for up to 30 s.
+// waitFor polls query (one boolean) on c for up to two minutes (a
+// standby replaying a bulk load takes a while).
 func (c *PGCluster) waitFor(t testing.TB, what, query string) {
 	t.Helper()
 	db := c.open(t)
 	defer db.Close()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var ok bool
 		err := db.Raw(query).Scan(&ok).Error
@@ -217,7 +227,7 @@ func (c *PGCluster) waitFor(t testing.TB, what, query string) {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(c.Dir, "server.log"))
-			t.Fatalf("127.0.0.1:%s not %s after 30s (last error %v)\n%s", c.Port, what, err, log)
+			t.Fatalf("127.0.0.1:%s not %s after 2 minutes (last error %v)\n%s", c.Port, what, err, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
