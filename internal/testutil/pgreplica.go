@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,6 +169,54 @@ func (c *PGCluster) Start() error {
 // Stop shuts the server down the way an operator's failover does: active
 // connections are terminated at once (fast mode).
 func (c *PGCluster) Stop() error { return c.pgCtl("stop", "-w", "-m", "fast") }
+
+// Freeze stops every process of the server with SIGSTOP: it keeps its
+// connections open and answers nothing, like a host behind a network
+// partition, until Thaw (also called when the test ends).
+func (c *PGCluster) Freeze(t testing.TB) {
+	t.Helper()
+	c.signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { c.signal(t, syscall.SIGCONT) })
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (c *PGCluster) Thaw(t testing.TB) {
+	t.Helper()
+	c.signal(t, syscall.SIGCONT)
+}
+
+// signal sends sig to the server's postmaster (postmaster.pid) and its
+// children: only this cluster's own processes.
+func (c *PGCluster) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.Data, "postmaster.pid"))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %q", first)
+	}
+	pids := []int{pm}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		b, err := os.ReadFile(st) // #nosec G304 -- /proc of this machine
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so read after ")".
+		_, rest, ok := strings.Cut(string(b), ") ")
+		if f := strings.Fields(rest); ok && len(f) > 1 && f[1] == strconv.Itoa(pm) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(st))); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig) // a backend may have exited meanwhile
+	}
+}
 
 // Exec runs statements on the cluster's default database.
 func (c *PGCluster) Exec(t testing.TB, sql string, args ...any) {
