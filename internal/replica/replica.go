@@ -138,12 +138,12 @@ func Open(primary *store.DB, urls []string, o Options) (*Set, error) {
 	for i, u := range urls {
 		db, err := store.Open(u, store.Options{Lazy: true})
 		if err != nil {
-			s.closeNodes()
+			_ = s.closeNodes()
 			return nil, fmt.Errorf("replica.Open: --read-db number %d: %w", i+1, err)
 		}
 		if db.Dialect != store.Postgres {
 			_ = db.Close()
-			s.closeNodes()
+			_ = s.closeNodes()
 			return nil, fmt.Errorf("replica.Open: --read-db number %d is not a PostgreSQL URL", i+1)
 		}
 		name := label(u)

@@ -53,7 +53,7 @@ func PGBinDir() string {
 			continue
 		}
 		d = filepath.Dir(p)
-		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil { // #nosec G703 -- test harness: the PostgreSQL directory the developer configured
 			return d
 		}
 	}
@@ -121,7 +121,7 @@ func newPGDir(t testing.TB, bin string, primary *PGCluster) *PGCluster {
 		// initdb and postgres refuse to run as root.
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 			t.Skipf("running as root without a postgres user: %v", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
@@ -133,7 +133,7 @@ func newPGDir(t testing.TB, bin string, primary *PGCluster) *PGCluster {
 	}
 	t.Cleanup(func() {
 		_ = c.pgCtl("stop", "-m", "immediate")
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 	})
 	return c
 }
