@@ -129,6 +129,9 @@ func TestHelpAndExitStatus(t *testing.T) {
 		{[]string{"webhook", "set", "--client-id", "app"}, "--client-id and --url are required"},
 		{[]string{"serve", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"serve", "stray"}, `unexpected argument "stray"`},
+		{[]string{"serve", "--db", "sqlite:x.db", "--read-db", "postgres://replica/cg"}, "--read-db needs a PostgreSQL primary"},
+		{[]string{"serve", "--db", "postgres://primary/cg", "--read-db", "sqlite:replica.db"}, "--read-db number 1 (sqlite:…) must be a postgres:// URL"},
+		{[]string{"serve", "--db", "postgres://primary/cg", "--read-db", "postgres://replica/cg", "--read-db-max-lag", "-1s"}, "--read-db-max-lag must be positive"},
 		{[]string{"migrate", "stray"}, `unexpected argument "stray"`},
 		{[]string{"version", "stray"}, `unexpected argument "stray"`},
 	} {

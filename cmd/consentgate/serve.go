@@ -12,7 +12,7 @@ import (
 	"github.com/consentgate/consentgate/internal/server"
 )
 
-const serveUsage = "consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE]"
+const serveUsage = "consentgate serve [--demo] [--addr :8080] [--db URL] [--issuer URL] [--purpose-policy FILE] [--read-db URL]… [--read-db-max-lag 2s]"
 
 func runServe(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	cfg, err := config.ParseServe(args)

@@ -45,6 +45,13 @@ type Config struct {
 	// software statements admit dynamic client registration; "" turns
 	// /oauth2/register off.
 	DirectoryJWKS string
+	// ReadDBs are the URLs of PostgreSQL streaming replicas of DatabaseURL
+	// (--read-db, repeatable) that serve the data API's account, balance
+	// and transaction reads; empty: every read goes to the primary.
+	ReadDBs []string
+	// ReadDBMaxLag is how far behind the primary a replica may be and
+	// still serve reads (--read-db-max-lag, default DefaultReadDBMaxLag).
+	ReadDBMaxLag time.Duration
 }
 
 // MinSecretLen is the shortest accepted CONSENTGATE_SECRET.
@@ -60,6 +67,8 @@ const (
 	// DefaultRateLimit is --rate-limit's default: requests per second per
 	// client, shared by every node.
 	DefaultRateLimit = 100
+	// DefaultReadDBMaxLag is --read-db-max-lag's default.
+	DefaultReadDBMaxLag = 2 * time.Second
 )
 
 // RegisterDBFlag adds the shared database flag to fs and returns a function
@@ -85,6 +94,9 @@ func ParseServe(args []string) (*Config, error) {
 	policy := fs.String("purpose-policy", "", "JSON file replacing the built-in purpose policy (env CONSENTGATE_PURPOSE_POLICY)")
 	directory := fs.String("directory-jwks", "",
 		"FILE or URL of the JWKS of the directory whose software statements admit dynamic client registration (env CONSENTGATE_DIRECTORY_JWKS; unset: /oauth2/register is off)")
+	var readDBs urlList
+	fs.Var(&readDBs, "read-db", "URL of a PostgreSQL streaming replica of --db serving the data API's account reads; repeat for more (env CONSENTGATE_READ_DATABASE_URLS, comma-separated; docs/scaling.md)")
+	maxLag := fs.Duration("read-db-max-lag", 0, "a replica further behind the primary than this serves no reads (env CONSENTGATE_READ_DB_MAX_LAG, default 2s)")
 	var help strings.Builder
 	fs.SetOutput(&help)
 	fs.Usage = fs.PrintDefaults
@@ -97,9 +109,16 @@ func ParseServe(args []string) (*Config, error) {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	listen := firstNonEmpty(*addr, os.Getenv("CONSENTGATE_ADDR"), DefaultAddr)
+	primary := dbURL()
+	replicas, lag, err := readReplicas(primary, readDBs, *maxLag)
+	if err != nil {
+		return nil, err
+	}
 	c := &Config{
+		ReadDBs:           replicas,
+		ReadDBMaxLag:      lag,
 		Addr:              listen,
-		DatabaseURL:       dbURL(),
+		DatabaseURL:       primary,
 		Issuer:            strings.TrimRight(firstNonEmpty(*issuer, os.Getenv("CONSENTGATE_ISSUER"), IssuerForAddr(listen)), "/"),
 		Demo:              *demo,
 		PurposePolicyFile: firstNonEmpty(*policy, os.Getenv("CONSENTGATE_PURPOSE_POLICY")),
@@ -129,6 +148,64 @@ func ParseServe(args []string) (*Config, error) {
 		c.SecretPrevious = []byte(s)
 	}
 	return c, c.Validate()
+}
+
+// urlList is a repeatable flag.
+type urlList []string
+
+func (l *urlList) String() string { return strings.Join(*l, ",") }
+
+func (l *urlList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// IsPostgresURL reports whether url names a PostgreSQL database (as
+// store.Open reads it).
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// readReplicas resolves --read-db (else CONSENTGATE_READ_DATABASE_URLS) and
+// --read-db-max-lag (else CONSENTGATE_READ_DB_MAX_LAG) against the primary.
+// Its errors are usage errors: replicas exist only for a PostgreSQL primary.
+func readReplicas(primary string, flagged []string, maxLag time.Duration) ([]string, time.Duration, error) {
+	urls := flagged
+	if len(urls) == 0 {
+		for _, u := range strings.Split(os.Getenv("CONSENTGATE_READ_DATABASE_URLS"), ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				urls = append(urls, u)
+			}
+		}
+	}
+	if maxLag == 0 {
+		maxLag = DefaultReadDBMaxLag
+		if s := os.Getenv("CONSENTGATE_READ_DB_MAX_LAG"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return nil, 0, fmt.Errorf("CONSENTGATE_READ_DB_MAX_LAG must be a duration such as 2s or 500ms (it is %q)", s)
+			}
+			maxLag = d
+		}
+	}
+	if maxLag <= 0 {
+		return nil, 0, fmt.Errorf("--read-db-max-lag must be positive, such as 2s or 500ms (it is %s)", maxLag)
+	}
+	if len(urls) == 0 {
+		return nil, maxLag, nil
+	}
+	if !IsPostgresURL(primary) {
+		return nil, 0, fmt.Errorf("--read-db needs a PostgreSQL primary (--db postgres://…): read replicas are PostgreSQL streaming replicas, and the primary is %q",
+			strings.SplitN(primary, ":", 2)[0])
+	}
+	for i, u := range urls {
+		if !IsPostgresURL(u) {
+			// The URL may hold a password: name it by its place and scheme.
+			return nil, 0, fmt.Errorf("--read-db number %d (%s:…) must be a postgres:// URL of a streaming replica of the primary",
+				i+1, strings.SplitN(u, ":", 2)[0])
+		}
+	}
+	return urls, maxLag, nil
 }
 
 // HelpError is ParseServe's answer to -h or --help: Text lists the flags.

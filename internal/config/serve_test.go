@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // SPEC §11: the rate limit, the customer IdP and the previous secret as
@@ -30,6 +31,18 @@ func TestParseServeKeysLimitsIdP(t *testing.T) {
 		{"idp without client id", nil, []string{"--customer-idp", "https://idp.bank.example"}, nil, "needs --customer-idp-client-id"},
 		{"idp over plain http", nil, []string{"--customer-idp", "http://idp.bank.example", "--customer-idp-client-id", "cg"}, nil, "must be the IdP's https issuer URL"},
 		{"no password, no idp", nil, []string{"--password-login=false"}, nil, "--password-login=false needs --customer-idp"},
+		{"no read replicas", nil, nil, func(c *Config) bool { return len(c.ReadDBs) == 0 && c.ReadDBMaxLag == DefaultReadDBMaxLag }, ""},
+		{"read replicas", nil, []string{"--db", "postgres://p/cg", "--read-db", "postgres://r1/cg", "--read-db", "postgresql://r2/cg", "--read-db-max-lag", "500ms"},
+			func(c *Config) bool {
+				return len(c.ReadDBs) == 2 && c.ReadDBs[0] == "postgres://r1/cg" && c.ReadDBs[1] == "postgresql://r2/cg" && c.ReadDBMaxLag == 500*time.Millisecond
+			}, ""},
+		{"read replicas from env", map[string]string{"CONSENTGATE_DATABASE_URL": "postgres://p/cg", "CONSENTGATE_READ_DATABASE_URLS": "postgres://r1/cg, postgres://r2/cg", "CONSENTGATE_READ_DB_MAX_LAG": "3s"}, nil,
+			func(c *Config) bool {
+				return len(c.ReadDBs) == 2 && c.ReadDBs[1] == "postgres://r2/cg" && c.ReadDBMaxLag == 3*time.Second
+			}, ""},
+		{"read replica of sqlite", nil, []string{"--read-db", "postgres://r1/cg"}, nil, "--read-db needs a PostgreSQL primary"},
+		{"read replica not postgres", nil, []string{"--db", "postgres://p/cg", "--read-db", "mysql://secret@r1/cg"}, nil, "--read-db number 1 (mysql:…) must be a postgres:// URL"},
+		{"bad max lag env", map[string]string{"CONSENTGATE_READ_DB_MAX_LAG": "soon"}, nil, nil, "CONSENTGATE_READ_DB_MAX_LAG must be a duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

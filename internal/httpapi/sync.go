@@ -66,6 +66,10 @@ func (h *dataHandler) listSync(c *gin.Context) {
 			WriteProblem(c, apperr.Wrap(apperr.Internal, "reading the account's changes failed", err))
 			return
 		}
+		// A head read on a read replica may be older than where the
+		// cursor's last run ended: the new run starts there at the
+		// earliest, so a cursor never goes back (docs/scaling.md).
+		head = max(head, pos.Seq)
 	}
 	q := accounts.SyncQuery{AccountID: accountID, CustomerID: p.Consent.CustomerID, From: h.history(p.Consent, now).Start,
 		Head: head, Snapshot: pos.Snapshot, AfterSeq: pos.Seq, AfterID: pos.ID, Limit: count,

@@ -31,6 +31,7 @@ import (
 	"github.com/consentgate/consentgate/internal/oauth"
 	"github.com/consentgate/consentgate/internal/purpose"
 	"github.com/consentgate/consentgate/internal/ratelimit"
+	"github.com/consentgate/consentgate/internal/replica"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/web"
 )
@@ -53,6 +54,8 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	stop     context.CancelFunc
 	bg       chan struct{}
+	// replicas serve the data API's account reads (--read-db); nil: none.
+	replicas *replica.Set
 
 	// webhookRetention is how long settled webhook deliveries are kept.
 	webhookRetention time.Duration
@@ -96,6 +99,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		if s.audit != nil {
 			_ = s.audit.writer.Close() // stop its goroutine; nothing was recorded yet
 		}
+		if s.replicas != nil {
+			_ = s.replicas.Close()
+		}
 		if opts.DB == nil {
 			_ = db.Close() // the start-up error is the one to report
 		}
@@ -128,6 +134,10 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 
 	s.consents = consent.NewSQLStore(s.db)
 	accountStore := accounts.NewSQLStore(s.db)
+	dataAccounts, err := s.readReplicas(accountStore)
+	if err != nil {
+		return err
+	}
 	ident := identity.NewService(s.db, s.now)
 	s.identity = ident
 	s.audit = newAuditLog(s.db, rk.auditSigner(), s.cfg.Issuer, s.log, s.now, opts)
@@ -195,6 +205,9 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	}
 	m := newMetrics()
 	m.reg.MustRegister(s.audit.collectors()...)
+	if s.replicas != nil {
+		m.reg.MustRegister(s.replicas.Collectors()...)
+	}
 	r.Use(m.middleware)
 	r.Use(httpapi.Middleware(s.log)...)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
@@ -202,10 +215,10 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	r.GET("/metrics", m.handler())
 	provider.Register(r)
 	httpapi.RegisterData(r, httpapi.Deps{
-		Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
+		Accounts: dataAccounts, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 		Usage:  consent.NewSQLStore(s.db),
 		Logger: s.log, Now: s.now, Limiter: s.limiter,
-		Sync: accountStore, CursorKey: rk.syncCursor(),
+		Sync: dataAccounts, CursorKey: rk.syncCursor(),
 	})
 	httpapi.RegisterUserinfo(r, httpapi.UserinfoDeps{
 		Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Claims: customerClaims{ident}, Subjects: pairwise,
@@ -214,11 +227,11 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	// The FDX resource API (SPEC §10): the same gate as /v1, FDX shapes.
 	httpapi.RegisterFDX(r, httpapi.FDXDeps{
 		Deps: httpapi.Deps{
-			Accounts: accountStore, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
+			Accounts: dataAccounts, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 			Usage:  consent.NewSQLStore(s.db),
 			Logger: s.log, Now: s.now, Limiter: s.limiter,
 		},
-		Profiles: ident, Numbers: accountStore, Posted: accountStore, Subjects: pairwise.Subject,
+		Profiles: ident, Numbers: dataAccounts, Posted: dataAccounts, Subjects: pairwise.Subject,
 	})
 	httpapi.RegisterProvider(r, httpapi.ProviderDeps{
 		Ingest: s.ingest, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Logger: s.log,
@@ -260,7 +273,13 @@ func (s *Server) readyz(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "database": "unreachable"})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "database": string(s.db.Dialect)})
+	body := gin.H{"status": "ready", "database": string(s.db.Dialect)}
+	if s.replicas != nil {
+		// A replica that is down or behind is reported, never a reason to
+		// be unready: its reads go to the primary.
+		body["replicas"] = s.replicas.Status()
+	}
+	c.JSON(http.StatusOK, body)
 }
 
 // sweep marks consents past their expiry as expired and does the
@@ -327,6 +346,9 @@ func (s *Server) Close() error {
 	}
 	if s.audit != nil {
 		s.audit.close()
+	}
+	if s.replicas != nil {
+		_ = s.replicas.Close()
 	}
 	return s.db.Close()
 }

@@ -42,6 +42,9 @@ type DB struct {
 type Options struct {
 	// MaxOpenConns bounds the pool (0: a dialect default).
 	MaxOpenConns int
+	// Lazy opens the pool without connecting: the first query connects.
+	// For a read replica that may be down when the node starts.
+	Lazy bool
 }
 
 // Open connects to url: "sqlite:PATH" (or a bare path) or "postgres://…".
@@ -74,6 +77,7 @@ func Open(url string, opts Options) (*DB, error) {
 		SkipDefaultTransaction: true,
 		PrepareStmt:            false,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
+		DisableAutomaticPing:   opts.Lazy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store.Open %s: %w", dialect, err)
