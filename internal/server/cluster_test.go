@@ -24,14 +24,20 @@ import (
 	"github.com/consentgate/consentgate/internal/demo"
 	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/ingest"
+	"github.com/consentgate/consentgate/internal/replica"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil"
 )
 
-// clusterLagBound is the replica lag past which a node must stop reading
-// from the replica: a transaction acknowledged more than this before a read
-// started is visible to that read.
-const clusterLagBound = 2 * time.Second
+// clusterMaxLag is the nodes' --read-db-max-lag. A replica measured
+// further behind serves no reads, and the lag is measured every
+// replica.DefaultInterval, so a transaction acknowledged more than
+// clusterLagBound before a read started is visible to that read
+// (docs/scaling.md, "Lag: measured, bounded").
+const (
+	clusterMaxLag   = time.Second
+	clusterLagBound = clusterMaxLag + replica.DefaultInterval
+)
 
 // TestCluster (make cluster, which make test runs) starts scripts/cluster: a
 // PostgreSQL primary, a streaming replica made by pg_basebackup, and three
@@ -54,7 +60,7 @@ const clusterLagBound = 2 * time.Second
 //     every acknowledged batch is written whole and readable through the
 //     API, no code won tokens twice, no refresh family has two live tokens.
 func TestCluster(t *testing.T) {
-	if pgBinDir() == "" {
+	if testutil.PGBinDir() == "" {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("no PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup), and CI must not skip the cluster test")
 		}
@@ -69,11 +75,11 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer primary.Close()
-	replica, err := store.Open(c.env["REPLICA_URL"], store.Options{MaxOpenConns: 2})
+	standby, err := store.Open(c.env["REPLICA_URL"], store.Options{MaxOpenConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer replica.Close()
+	defer standby.Close()
 
 	// Setup, on the first node: the provider's customer gets a password
 	// from the bank (provider-created customers have none) and grants the
@@ -107,6 +113,9 @@ func TestCluster(t *testing.T) {
 	suspFlow.ClientID, suspFlow.ClientSecret, suspFlow.RedirectURI = app.ClientID, app.ClientSecret, "http://127.0.0.1:8767/callback"
 	suspendee := node1.Authorize(t, suspFlow)
 
+	for _, n := range c.nodes {
+		waitReplicaState(t, testutil.Attach(t, n), "healthy")
+	}
 	t.Logf("setup done at %s", time.Since(t0).Round(time.Second))
 	// The load.
 	stop := make(chan struct{})
@@ -224,11 +233,14 @@ func TestCluster(t *testing.T) {
 		t.Logf("%5.1fs %s", time.Since(began).Seconds(), what)
 	}
 	step(4*time.Second, "pausing replay on the replica")
-	if err := replica.Exec(`SELECT pg_wal_replay_pause()`).Error; err != nil {
+	if err := standby.Exec(`SELECT pg_wal_replay_pause()`).Error; err != nil {
 		t.Fatal(err)
 	}
-	step(2*time.Second, "alice revokes a grant on node 2's dashboard")
+	pausedAt := time.Now()
 	node2 := testutil.Attach(t, c.nodes[1])
+	lagging := waitReplicaState(t, node2, "lagging")
+	step(time.Second, fmt.Sprintf("node 2 measures the replica %.1fs behind: lagging; alice revokes a grant on node 2's dashboard",
+		lagging.Replicas[0].Lag))
 	alice := node2.NewBrowser()
 	loginBrowser(t, node2, alice, "alice", "alice-password-1")
 	if r := dashboardRevoke(t, alice, revokee.GrantID); r.StatusCode != http.StatusSeeOther {
@@ -247,9 +259,10 @@ func TestCluster(t *testing.T) {
 	}
 	suspendedAt := time.Now()
 	step(5*time.Second, "resuming replay")
-	if err := replica.Exec(`SELECT pg_wal_replay_resume()`).Error; err != nil {
+	if err := standby.Exec(`SELECT pg_wal_replay_resume()`).Error; err != nil {
 		t.Fatal(err)
 	}
+	resumedAt := time.Now()
 	step(5*time.Second, "kill -9 node 2")
 	if err := syscall.Kill(c.pids[1], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -310,8 +323,11 @@ func TestCluster(t *testing.T) {
 
 	// Nothing stale: every read that started more than the lag bound
 	// after a batch's acknowledgement saw the whole batch.
-	stale, afterKill, afterReplica := 0, 0, 0
+	stale, duringPause, afterKill, afterReplica := 0, 0, 0, 0
 	for _, r := range reads {
+		if r.start.After(pausedAt.Add(clusterLagBound)) && r.start.Before(resumedAt) && r.ackedAt.After(pausedAt) {
+			duringPause++ // the replica had not replayed the batch: read on the primary
+		}
 		if r.start.Sub(r.ackedAt) > clusterLagBound && r.got != clusterBatchSize {
 			stale++
 			if stale <= 5 {
@@ -329,8 +345,21 @@ func TestCluster(t *testing.T) {
 	if stale > 0 {
 		t.Errorf("%d of %d reads were stale past the %s lag bound", stale, len(reads), clusterLagBound)
 	}
-	if afterKill == 0 || afterReplica == 0 {
-		t.Errorf("freshness reads after the kill %d, after the replica stopped %d: the nodes left did not serve", afterKill, afterReplica)
+	if duringPause == 0 || afterKill == 0 || afterReplica == 0 {
+		t.Errorf("freshness reads of batches written during the pause %d, after the kill %d, after the replica stopped %d: "+
+			"a phase went unchecked", duringPause, afterKill, afterReplica)
+	}
+
+	// The replica served reads, and the nodes fell back to the primary
+	// while it lagged and after it stopped.
+	var fromReplica, fellBack float64
+	for _, i := range []int{0, 2} {
+		n := testutil.Attach(t, c.nodes[i])
+		fromReplica += metric(t, n, replicaReads)
+		fellBack += metric(t, n, noReplicaReads)
+	}
+	if fromReplica == 0 || fellBack == 0 {
+		t.Errorf("nodes 1 and 3: %g data reads on the replica, %g on the primary for want of a usable replica", fromReplica, fellBack)
 	}
 
 	// Nothing lost.
@@ -365,10 +394,11 @@ func TestCluster(t *testing.T) {
 
 	load.mu.Lock()
 	defer load.mu.Unlock()
-	t.Logf("%s of load on 3 nodes: %d data answers 200, each with its data.access event; %d freshness reads, 0 stale past %s "+
-		"(%d after the kill, %d after the replica stopped); revoked grant: %d calls after, 0 served; suspended app: %d calls after, "+
+	t.Logf("%s of load on 3 nodes: %d data answers 200, each with its data.access event; nodes 1 and 3 read %g times on the replica, "+
+		"%g on the primary for want of a usable one; %d freshness reads, 0 stale past %s "+
+		"(%d of batches the paused replica lacked, %d after the kill, %d after the replica stopped); revoked grant: %d calls after, 0 served; suspended app: %d calls after, "+
 		"0 served; %d batches acknowledged, all readable; %d codes won tokens once each; %v",
-		loadTime.Round(time.Second), checked, len(reads), clusterLagBound, afterKill, afterReplica,
+		loadTime.Round(time.Second), checked, fromReplica, fellBack, len(reads), clusterLagBound, duringPause, afterKill, afterReplica,
 		callsAfter["revoked grant"], callsAfter["suspended app"], ackedN, len(load.codeWins), load.counts)
 }
 
@@ -525,7 +555,8 @@ func clusterUp(t *testing.T, bin string) *localCluster {
 		c.script(t, "down")
 	})
 	up := exec.Command(clusterScript(), "up", dir)
-	up.Env = append(os.Environ(), "CONSENTGATE_BIN="+bin, "CONSENTGATE_SECRET="+testutil.TestSecret)
+	up.Env = append(os.Environ(), "CONSENTGATE_BIN="+bin, "CONSENTGATE_SECRET="+testutil.TestSecret,
+		"CLUSTER_READ_DB_MAX_LAG="+clusterMaxLag.String())
 	if out, err := up.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/cluster up: %v\n%s", err, out)
 	}
