@@ -395,11 +395,12 @@ func TestCluster(t *testing.T) {
 	load.mu.Lock()
 	defer load.mu.Unlock()
 	t.Logf("%s of load on 3 nodes: %d data answers 200, each with its data.access event; nodes 1 and 3 read %g times on the replica, "+
-		"%g on the primary for want of a usable one; %d freshness reads, 0 stale past %s "+
-		"(%d of batches the paused replica lacked, %d after the kill, %d after the replica stopped); revoked grant: %d calls after, 0 served; suspended app: %d calls after, "+
-		"0 served; %d batches acknowledged, all readable; %d codes won tokens once each; %v",
-		loadTime.Round(time.Second), checked, fromReplica, fellBack, len(reads), clusterLagBound, duringPause, afterKill, afterReplica,
-		callsAfter["revoked grant"], callsAfter["suspended app"], ackedN, len(load.codeWins), load.counts)
+		"%g on the primary for want of a usable one; %d freshness reads, %d stale past %s "+
+		"(%d of batches the paused replica lacked, %d after the kill, %d after the replica stopped); revoked grant: %d calls after, %d served; "+
+		"suspended app: %d calls after, %d served; %d batches acknowledged, %d of their transactions missing; %d codes won tokens once each; %v",
+		loadTime.Round(time.Second), checked, fromReplica, fellBack, len(reads), stale, clusterLagBound, duringPause, afterKill, afterReplica,
+		callsAfter["revoked grant"], servedAfter["revoked grant"], callsAfter["suspended app"], servedAfter["suspended app"],
+		ackedN, missing, len(load.codeWins), load.counts)
 }
 
 // watchedCall is one call with a token that is about to stop working.
