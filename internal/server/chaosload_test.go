@@ -102,6 +102,9 @@ func (l *chaosLoad) do(c *http.Client, method, path string, body io.Reader, hdr 
 		resp, b, err := l.send(c, base, method, path, payload, hdr)
 		if err != nil {
 			lastErr = err
+			if len(l.nodes) > 0 {
+				l.count("retried on another node")
+			}
 			continue
 		}
 		if resp.StatusCode >= 500 {

@@ -306,7 +306,7 @@ func TestCluster(t *testing.T) {
 	}
 
 	load.mu.Lock()
-	fiveXX, unserved := load.fiveXX, load.unserved
+	fiveXX, unserved, retried := load.fiveXX, load.unserved, load.counts["retried on another node"]
 	load.mu.Unlock()
 	for i, e := range fiveXX {
 		if i == 10 {
@@ -319,6 +319,9 @@ func TestCluster(t *testing.T) {
 	}
 	if unserved > 0 {
 		t.Errorf("%d requests were answered by no node", unserved)
+	}
+	if retried == 0 {
+		t.Error("no request was sent to the killed node and retried on another: the kill went unnoticed")
 	}
 
 	// Nothing stale: every read that started more than the lag bound
