@@ -158,6 +158,9 @@ func benchDialect(t *testing.T, cfg Config, rep *Report, d store.Dialect) {
 			return vegeta.Target{Method: http.MethodGet, URL: syncPath(s) + url.Values{"count": {"500"}, "cursor": {s.syncCursor}}.Encode(),
 				Header: http.Header{"Authorization": {"Bearer " + s.syncToken}, "X-Fapi-Customer-Ip-Address": {customerIP}}}
 		})})
+	if d == store.Postgres {
+		benchReplica(t, cfg, rep, m)
+	}
 	// Ingestion last: the rows it adds come after every read measurement.
 	for _, s := range sites {
 		s.ingest = prepareIngest(t, s)

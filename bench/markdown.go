@@ -138,6 +138,7 @@ func (r *Report) writeMarkdown(b *strings.Builder) {
 				r.ratio(db, n, EpDeep, EpUngatedDeep), r.ratio(db, n, EpTransactions, EpBare))
 		}
 	}
+	r.writeReplica(p)
 	p("")
 	p("## Latency vs data size")
 	p("")

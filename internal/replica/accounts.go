@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/consentgate/consentgate/internal/accounts"
 )
@@ -43,18 +44,26 @@ var errBehindCursor = errors.New("the replica is behind the sync cursor")
 // errIncomplete: the replica lacks accounts the consent names.
 var errIncomplete = errors.New("the replica lacks some of the accounts")
 
+// ReadTimeout bounds one read on a replica: a replica that hangs (a
+// network partition, a stopped process) costs a read this long, then the
+// read is made on the primary and the replica leaves service until its
+// next measurement succeeds.
+const ReadTimeout = 2 * time.Second
+
 // read runs fn on a usable replica, else (or when it fails there) on the
 // primary.
-func read[T any](a *Accounts, ctx context.Context, fn func(*accounts.SQLStore) (T, error)) (T, error) {
+func read[T any](a *Accounts, ctx context.Context, fn func(context.Context, *accounts.SQLStore) (T, error)) (T, error) {
 	n := a.set.pick()
 	if n == nil {
 		if len(a.replicas) > 0 {
 			a.set.fallbacks.WithLabelValues(reasonNoReplica).Inc()
 		}
 		a.set.reads.WithLabelValues("primary").Inc()
-		return fn(a.SQLStore)
+		return fn(ctx, a.SQLStore)
 	}
-	v, err := fn(a.replicas[n.i])
+	rctx, cancel := context.WithTimeout(ctx, ReadTimeout)
+	v, err := fn(rctx, a.replicas[n.i])
+	cancel()
 	switch {
 	case err == nil:
 		a.set.reads.WithLabelValues("replica").Inc()
@@ -70,7 +79,7 @@ func read[T any](a *Accounts, ctx context.Context, fn func(*accounts.SQLStore) (
 		a.set.fallbacks.WithLabelValues(reasonError).Inc()
 	}
 	a.set.reads.WithLabelValues("primary").Inc()
-	return fn(a.SQLStore)
+	return fn(ctx, a.SQLStore)
 }
 
 type pair[A, B any] struct {
@@ -81,7 +90,7 @@ type pair[A, B any] struct {
 // ListByIDs implements accounts.Store: on a replica that lacks one of ids
 // (an account linked within the lag), on the primary.
 func (a *Accounts) ListByIDs(ctx context.Context, customerID string, ids []string) ([]accounts.Account, error) {
-	return read(a, ctx, func(s *accounts.SQLStore) ([]accounts.Account, error) {
+	return read(a, ctx, func(ctx context.Context, s *accounts.SQLStore) ([]accounts.Account, error) {
 		as, err := s.ListByIDs(ctx, customerID, ids)
 		if err == nil && s != a.SQLStore && len(as) < len(ids) {
 			return nil, errIncomplete
@@ -92,17 +101,21 @@ func (a *Accounts) ListByIDs(ctx context.Context, customerID string, ids []strin
 
 // Get implements accounts.Store.
 func (a *Accounts) Get(ctx context.Context, customerID, id string) (*accounts.Account, error) {
-	return read(a, ctx, func(s *accounts.SQLStore) (*accounts.Account, error) { return s.Get(ctx, customerID, id) })
+	return read(a, ctx, func(ctx context.Context, s *accounts.SQLStore) (*accounts.Account, error) {
+		return s.Get(ctx, customerID, id)
+	})
 }
 
 // Balance implements accounts.Store.
 func (a *Accounts) Balance(ctx context.Context, accountID string) (*accounts.Balance, error) {
-	return read(a, ctx, func(s *accounts.SQLStore) (*accounts.Balance, error) { return s.Balance(ctx, accountID) })
+	return read(a, ctx, func(ctx context.Context, s *accounts.SQLStore) (*accounts.Balance, error) {
+		return s.Balance(ctx, accountID)
+	})
 }
 
 // Transactions implements accounts.Store.
 func (a *Accounts) Transactions(ctx context.Context, q accounts.TxQuery) ([]accounts.Transaction, *accounts.TxKey, error) {
-	p, err := read(a, ctx, func(s *accounts.SQLStore) (pair[[]accounts.Transaction, *accounts.TxKey], error) {
+	p, err := read(a, ctx, func(ctx context.Context, s *accounts.SQLStore) (pair[[]accounts.Transaction, *accounts.TxKey], error) {
 		txs, next, err := s.Transactions(ctx, q)
 		return pair[[]accounts.Transaction, *accounts.TxKey]{txs, next}, err
 	})
@@ -111,7 +124,7 @@ func (a *Accounts) Transactions(ctx context.Context, q accounts.TxQuery) ([]acco
 
 // PostedTransactions implements accounts.PostedReader.
 func (a *Accounts) PostedTransactions(ctx context.Context, q accounts.PostedQuery) ([]accounts.Transaction, *accounts.PostedKey, error) {
-	p, err := read(a, ctx, func(s *accounts.SQLStore) (pair[[]accounts.Transaction, *accounts.PostedKey], error) {
+	p, err := read(a, ctx, func(ctx context.Context, s *accounts.SQLStore) (pair[[]accounts.Transaction, *accounts.PostedKey], error) {
 		txs, next, err := s.PostedTransactions(ctx, q)
 		return pair[[]accounts.Transaction, *accounts.PostedKey]{txs, next}, err
 	})
@@ -120,7 +133,9 @@ func (a *Accounts) PostedTransactions(ctx context.Context, q accounts.PostedQuer
 
 // PaymentNumbers implements accounts.NumberStore.
 func (a *Accounts) PaymentNumbers(ctx context.Context, accountID string) (*accounts.PaymentNumbers, error) {
-	return read(a, ctx, func(s *accounts.SQLStore) (*accounts.PaymentNumbers, error) { return s.PaymentNumbers(ctx, accountID) })
+	return read(a, ctx, func(ctx context.Context, s *accounts.SQLStore) (*accounts.PaymentNumbers, error) {
+		return s.PaymentNumbers(ctx, accountID)
+	})
 }
 
 // ChangeHead returns the account's latest change ordinal as a usable
@@ -129,7 +144,7 @@ func (a *Accounts) PaymentNumbers(ctx context.Context, accountID string) (*accou
 // cursor's position or later), and Sync reads the run's pages only where
 // they are complete.
 func (a *Accounts) ChangeHead(ctx context.Context, accountID string) (int64, error) {
-	return read(a, ctx, func(s *accounts.SQLStore) (int64, error) { return s.ChangeHead(ctx, accountID) })
+	return read(a, ctx, func(ctx context.Context, s *accounts.SQLStore) (int64, error) { return s.ChangeHead(ctx, accountID) })
 }
 
 // Sync returns one page of the account's changes from a replica only if
@@ -143,7 +158,7 @@ func (a *Accounts) ChangeHead(ctx context.Context, accountID string) (int64, err
 // server answers each request (docs/scaling.md).
 func (a *Accounts) Sync(ctx context.Context, q accounts.SyncQuery) (*accounts.SyncPage, error) {
 	need := max(q.Head, q.AfterSeq)
-	return read(a, ctx, func(s *accounts.SQLStore) (*accounts.SyncPage, error) {
+	return read(a, ctx, func(ctx context.Context, s *accounts.SQLStore) (*accounts.SyncPage, error) {
 		if s != a.SQLStore {
 			head, err := s.ChangeHead(ctx, q.AccountID)
 			if err != nil {

@@ -222,16 +222,28 @@ func (s *Set) closeNodes() error {
 	return first
 }
 
-// pick returns the next usable replica in turn, or nil when none is.
+// pick returns the next usable replica in turn, or nil when none is: the
+// reads spread evenly over the usable ones.
 func (s *Set) pick() *node {
-	k := len(s.nodes)
-	start := int(s.rr.Add(1) % uint64(k)) // #nosec G115 -- k ≥ 1 replicas, far below any overflow
-	for j := range k {
-		if n := s.nodes[(start+j)%k]; n.ok.Load() {
-			return n
+	usable := 0
+	for _, n := range s.nodes {
+		if n.ok.Load() {
+			usable++
 		}
 	}
-	return nil
+	if usable == 0 {
+		return nil
+	}
+	k := int(s.rr.Add(1) % uint64(usable)) // #nosec G115 -- usable ≥ 1, a handful of replicas
+	for _, n := range s.nodes {
+		if n.ok.Load() {
+			if k == 0 {
+				return n
+			}
+			k--
+		}
+	}
+	return nil // one went out of service meanwhile: this read takes the primary
 }
 
 // failed takes a replica out of service after a read on it failed: the

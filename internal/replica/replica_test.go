@@ -69,3 +69,27 @@ func TestParseLSN(t *testing.T) {
 		}
 	}
 }
+
+// TestPickSpreads: reads go round the usable replicas only, and to none
+// when none is usable.
+func TestPickSpreads(t *testing.T) {
+	s := &Set{}
+	for i, ok := range []bool{true, false, true} {
+		n := &node{i: i}
+		n.ok.Store(ok)
+		s.nodes = append(s.nodes, n)
+	}
+	got := map[int]int{}
+	for range 100 {
+		got[s.pick().i]++
+	}
+	if got[1] != 0 || got[0] != 50 || got[2] != 50 {
+		t.Fatalf("picks per replica: %v", got)
+	}
+	for _, n := range s.nodes {
+		n.ok.Store(false)
+	}
+	if n := s.pick(); n != nil {
+		t.Fatalf("picked replica %d with none usable", n.i)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/consentgate/consentgate/internal/config"
 	"github.com/consentgate/consentgate/internal/demo"
 	"github.com/consentgate/consentgate/internal/ingest"
+	"github.com/consentgate/consentgate/internal/replica"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil"
 )
@@ -187,7 +188,7 @@ func TestReadReplicaReadsAndGate(t *testing.T) {
 	waitReplicaState(t, strict, "healthy")
 }
 
-// TestReadReplicaLost (issue 20 item 1): a replica that stops under load
+// TestReadReplicaLost (issue 20 item 1): a replica that hangs or stops
 // costs no client an error: a read it fails is made again on the primary,
 // the replica is taken out of service, /readyz reports it down and stays
 // 200; once it is back it serves again.
@@ -200,6 +201,21 @@ func TestReadReplicaLost(t *testing.T) {
 	if r := s.Get(t, page, tok.AccessToken); r.StatusCode != http.StatusOK {
 		t.Fatalf("page: %d", r.StatusCode)
 	}
+	// Hung (every process stopped, connections open, as behind a network
+	// partition): a read in flight waits replica.ReadTimeout at most, then
+	// is made on the primary.
+	standby.Freeze(t)
+	for i := range 5 {
+		start := time.Now()
+		if r := s.Get(t, page, tok.AccessToken); r.StatusCode != http.StatusOK || time.Since(start) > replica.ReadTimeout+5*time.Second {
+			t.Fatalf("call %d with the replica hung: %d after %s %s", i, r.StatusCode, time.Since(start), r.Body)
+		}
+	}
+	waitReplicaState(t, s, "down")
+	standby.Thaw(t)
+	waitReplicaState(t, s, "healthy")
+
+	// Stopped.
 	if err := standby.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,20 +36,23 @@ type PGCluster struct {
 // scripts/with-postgres found them (CONSENTGATE_TEST_PG_BIN), on PATH, or
 // in Debian's versioned directories (newest first). "" when there are none.
 func PGBinDir() string {
+	var dirs []string
 	if d := os.Getenv("CONSENTGATE_TEST_PG_BIN"); d != "" {
-		return d
+		dirs = append(dirs, d)
 	}
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	debian, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Sort(sort.Reverse(sort.StringSlice(debian)))
+	for _, d := range append(dirs, debian...) {
 		// Through a symlink (/usr/local/bin/pg_ctl) to the directory that
 		// holds its siblings, pg_basebackup among them.
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
+		p, err := filepath.EvalSymlinks(filepath.Join(d, "pg_ctl"))
+		if err != nil {
+			continue
 		}
-		return filepath.Dir(p)
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
-	for _, d := range dirs {
+		d = filepath.Dir(p)
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
 			return d
 		}
@@ -149,15 +154,69 @@ func (c *PGCluster) URL() string {
 }
 
 // Start starts the server and waits until it accepts connections (a
-// standby: once it reached a consistent state).
+// standby: once it reached a consistent state). fsync is off, as in
+// scripts/with-postgres, unless CONSENTGATE_TEST_PG_FSYNC=on (make bench).
 func (c *PGCluster) Start() error {
+	fsync := "off"
+	if os.Getenv("CONSENTGATE_TEST_PG_FSYNC") == "on" {
+		fsync = "on"
+	}
 	return c.pgCtl("start", "-w", "-t", "60", "-l", filepath.Join(c.Dir, "server.log"),
-		"-o", "-h 127.0.0.1 -p "+c.Port+" -k "+c.Dir+" -c fsync=off -c max_connections=100 -c wal_receiver_status_interval=1s")
+		"-o", "-h 127.0.0.1 -p "+c.Port+" -k "+c.Dir+" -c fsync="+fsync+
+			" -c max_connections=100 -c wal_receiver_status_interval=1s")
 }
 
 // Stop shuts the server down the way an operator's failover does: active
 // connections are terminated at once (fast mode).
 func (c *PGCluster) Stop() error { return c.pgCtl("stop", "-w", "-m", "fast") }
+
+// Freeze stops every process of the server with SIGSTOP: it keeps its
+// connections open and answers nothing, like a host behind a network
+// partition, until Thaw (also called when the test ends).
+func (c *PGCluster) Freeze(t testing.TB) {
+	t.Helper()
+	c.signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { c.signal(t, syscall.SIGCONT) })
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (c *PGCluster) Thaw(t testing.TB) {
+	t.Helper()
+	c.signal(t, syscall.SIGCONT)
+}
+
+// signal sends sig to the server's postmaster (postmaster.pid) and its
+// children: only this cluster's own processes.
+func (c *PGCluster) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.Data, "postmaster.pid"))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %q", first)
+	}
+	pids := []int{pm}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		b, err := os.ReadFile(st) // #nosec G304 -- /proc of this machine
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so read after ")".
+		_, rest, ok := strings.Cut(string(b), ") ")
+		if f := strings.Fields(rest); ok && len(f) > 1 && f[1] == strconv.Itoa(pm) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(st))); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig) // a backend may have exited meanwhile
+	}
+}
 
 // Exec runs statements on the cluster's default database.
 func (c *PGCluster) Exec(t testing.TB, sql string, args ...any) {
@@ -203,12 +262,13 @@ func (c *PGCluster) WaitCaughtUp(t testing.TB) {
 	c.waitFor(t, "replayed up to "+lsn, "SELECT pg_last_wal_replay_lsn() >= '"+lsn+"'::pg_lsn")
 }
 
-// waitFor polls query (one boolean) on c for up to 30 s.
+// waitFor polls query (one boolean) on c for up to two minutes (a
+// standby replaying a bulk load takes a while).
 func (c *PGCluster) waitFor(t testing.TB, what, query string) {
 	t.Helper()
 	db := c.open(t)
 	defer db.Close()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var ok bool
 		err := db.Raw(query).Scan(&ok).Error
@@ -217,7 +277,7 @@ func (c *PGCluster) waitFor(t testing.TB, what, query string) {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(c.Dir, "server.log"))
-			t.Fatalf("127.0.0.1:%s not %s after 30s (last error %v)\n%s", c.Port, what, err, log)
+			t.Fatalf("127.0.0.1:%s not %s after 2 minutes (last error %v)\n%s", c.Port, what, err, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
