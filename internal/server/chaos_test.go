@@ -3,8 +3,6 @@
 package server_test
 
 import (
-	"context"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -13,11 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/consentgate/consentgate/internal/audit"
-	"github.com/consentgate/consentgate/internal/demo"
-	"github.com/consentgate/consentgate/internal/ingest"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil"
 	"github.com/consentgate/consentgate/internal/testutil/testdb"
@@ -119,76 +113,6 @@ func chaos(t *testing.T, d store.Dialect, kills int) {
 		"(every replay refused), %d request_uris honoured once each; %d grants revoked stay revoked; %d provider batches sent, %d acknowledged, none half-written; %v",
 		d, kills, time.Since(began).Round(time.Second), checked, len(load.codeWins), len(load.uriHonours), len(load.revoked),
 		len(load.batches), acked, load.counts)
-}
-
-// chaosChecks runs the checks on the database a killed node left and
-// returns how many served responses have been checked so far.
-func chaosChecks(t *testing.T, db *store.DB, keys *jose.JSONWebKeySet, load *chaosLoad, from int) int {
-	t.Helper()
-	ctx := context.Background()
-	rep, err := audit.Verify(ctx, db, keys)
-	if err != nil || !rep.Valid {
-		t.Fatalf("the audit log after a kill: %+v %v", rep, err)
-	}
-	load.mu.Lock()
-	served := append([]string(nil), load.served[from:]...)
-	for _, n := range load.codeWins {
-		if n > 1 {
-			t.Errorf("an authorization code won tokens %d times", n)
-		}
-	}
-	for uri, n := range load.uriHonours {
-		if n > 1 {
-			t.Errorf("request_uri %s honoured %d times", uri, n)
-		}
-	}
-	batches := map[int]bool{}
-	for k, ok := range load.batches {
-		batches[k] = ok
-	}
-	load.mu.Unlock()
-
-	reader := audit.NewReader(db)
-	lost := 0
-	for _, id := range served {
-		evs, err := reader.ByInteractionID(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(evs) != 1 || evs[0].Type != audit.DataAccess || evs[0].Status != http.StatusOK {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Fatalf("%d of %d responses served 200 have no data.access event", lost, len(served))
-	}
-
-	var families []struct {
-		RequestID string
-		N         int
-	}
-	if err := db.WithContext(ctx).Raw(`SELECT request_id, count(*) AS n FROM oauth_tokens WHERE kind = ? AND active
-		GROUP BY request_id HAVING count(*) > 1`, "refresh_token").Scan(&families).Error; err != nil {
-		t.Fatal(err)
-	}
-	if len(families) > 0 {
-		t.Fatalf("refresh token families with several live tokens: %+v", families)
-	}
-
-	for k, acked := range batches {
-		ids := make([]string, chaosBatchSize)
-		for i := range ids {
-			ids[i] = ingest.TransactionID(demo.InstitutionID, fmt.Sprintf("chaos-b%d-%d", k, i))
-		}
-		var n int
-		if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM transactions WHERE id IN ?`, ids).Scan(&n).Error; err != nil {
-			t.Fatal(err)
-		}
-		if (n != 0 && n != chaosBatchSize) || (acked && n != chaosBatchSize) {
-			t.Fatalf("provider batch %d (acknowledged %v) has %d of %d transactions", k, acked, n, chaosBatchSize)
-		}
-	}
-	return from + len(served)
 }
 
 // checkRevoked: a grant revoked before a kill stays revoked after it.

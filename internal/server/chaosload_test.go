@@ -1,9 +1,10 @@
-//go:build chaos || soak
+//go:build chaos || soak || cluster
 
 package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/net/html"
 
+	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/demo"
+	"github.com/consentgate/consentgate/internal/ingest"
+	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil"
 )
 
@@ -34,6 +39,10 @@ type chaosGrant struct {
 // expected, and each worker just tries again on the next node.
 type chaosLoad struct {
 	base atomic.Pointer[string] // the node being served by, "" while down
+	// nodes, when set (TestCluster), replaces base: requests go round the
+	// nodes in turn, and one a node does not answer is sent to the next.
+	nodes []string
+	rr    atomic.Int64
 
 	mu         sync.Mutex
 	served     []string       // interaction ids of data calls answered 200
@@ -43,6 +52,8 @@ type chaosLoad struct {
 	revoked    []chaosGrant   // revoked with a 200: must stay dead
 	batches    map[int]bool   // provider batch → acknowledged with a 200
 	counts     map[string]int // what happened, for the report
+	fiveXX     []string       // every 5xx answer: method, path, node, status
+	unserved   int            // requests no node answered
 
 	n       atomic.Int64
 	batchNo atomic.Int64
@@ -63,14 +74,76 @@ var chaosClient = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*h
 }}
 
 // do sends a request to the current node; errors when the node is down.
+// With nodes set it sends it to the next node in turn, and again to the
+// following ones while a node does not answer (a client retrying
+// elsewhere); it errors only when no node answered.
 func (l *chaosLoad) do(c *http.Client, method, path string, body io.Reader, hdr ...string) (*http.Response, []byte, error) {
-	base := l.base.Load()
-	if base == nil || *base == "" {
+	bases := l.nodes
+	if len(bases) > 0 {
+		first := int(l.rr.Add(1)) % len(bases)
+		bases = append(append([]string(nil), bases[first:]...), bases[:first]...)
+	} else if base := l.base.Load(); base != nil && *base != "" {
+		bases = []string{*base}
+	} else {
 		return nil, nil, errors.New("node down")
 	}
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = io.ReadAll(body); err != nil {
+			return nil, nil, err
+		}
+	}
+	var lastErr error
+	for try, base := range bases {
+		if try > 0 {
+			hdr = retryID(hdr, try)
+		}
+		resp, b, err := l.send(c, base, method, path, payload, hdr)
+		if err != nil {
+			lastErr = err
+			if len(l.nodes) > 0 {
+				l.count("retried on another node")
+			}
+			continue
+		}
+		if resp.StatusCode >= 500 {
+			l.mu.Lock()
+			l.fiveXX = append(l.fiveXX, fmt.Sprintf("%s %s on %s: %d %s", method, path, base, resp.StatusCode, b))
+			l.mu.Unlock()
+		}
+		return resp, b, nil
+	}
+	if len(l.nodes) > 0 {
+		l.mu.Lock()
+		l.unserved++
+		l.mu.Unlock()
+	}
+	return nil, nil, lastErr
+}
+
+// retryID gives a retried request an interaction id of its own: the node
+// that did not answer may have served and audited the first try.
+func retryID(hdr []string, try int) []string {
+	out := append([]string(nil), hdr...)
+	for i := 0; i+1 < len(out); i += 2 {
+		if strings.EqualFold(out[i], "x-fapi-interaction-id") {
+			out[i+1] = fmt.Sprintf("%s-retry%d", hdr[i+1], try)
+		}
+	}
+	return out
+}
+
+// send sends one request to base; an absolute URL in path (a redirect to
+// follow) is used as it is.
+func (l *chaosLoad) send(c *http.Client, base, method, path string, payload []byte, hdr []string) (*http.Response, []byte, error) {
 	u := path
 	if strings.HasPrefix(path, "/") {
-		u = *base + path
+		u = base + path
+	}
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
@@ -115,7 +188,7 @@ func (l *chaosLoad) dataCall() {
 	switch resp.StatusCode {
 	case http.StatusOK:
 		l.mu.Lock()
-		l.served = append(l.served, id)
+		l.served = append(l.served, resp.Header.Get("x-fapi-interaction-id")) // id, or a retry's
 		l.mu.Unlock()
 	case http.StatusUnauthorized:
 		l.drop(g) // expired (300 s) or its grant ended
@@ -362,3 +435,73 @@ const (
 	chaosBatchSize = 25
 	maxChaosGrants = 200
 )
+
+// chaosChecks runs the checks on the database a killed node left and
+// returns how many served responses have been checked so far.
+func chaosChecks(t *testing.T, db *store.DB, keys *jose.JSONWebKeySet, load *chaosLoad, from int) int {
+	t.Helper()
+	ctx := context.Background()
+	rep, err := audit.Verify(ctx, db, keys)
+	if err != nil || !rep.Valid {
+		t.Fatalf("the audit log after a kill: %+v %v", rep, err)
+	}
+	load.mu.Lock()
+	served := append([]string(nil), load.served[from:]...)
+	for _, n := range load.codeWins {
+		if n > 1 {
+			t.Errorf("an authorization code won tokens %d times", n)
+		}
+	}
+	for uri, n := range load.uriHonours {
+		if n > 1 {
+			t.Errorf("request_uri %s honoured %d times", uri, n)
+		}
+	}
+	batches := map[int]bool{}
+	for k, ok := range load.batches {
+		batches[k] = ok
+	}
+	load.mu.Unlock()
+
+	reader := audit.NewReader(db)
+	lost := 0
+	for _, id := range served {
+		evs, err := reader.ByInteractionID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 1 || evs[0].Type != audit.DataAccess || evs[0].Status != http.StatusOK {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d responses served 200 have no data.access event", lost, len(served))
+	}
+
+	var families []struct {
+		RequestID string
+		N         int
+	}
+	if err := db.WithContext(ctx).Raw(`SELECT request_id, count(*) AS n FROM oauth_tokens WHERE kind = ? AND active
+		GROUP BY request_id HAVING count(*) > 1`, "refresh_token").Scan(&families).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(families) > 0 {
+		t.Fatalf("refresh token families with several live tokens: %+v", families)
+	}
+
+	for k, acked := range batches {
+		ids := make([]string, chaosBatchSize)
+		for i := range ids {
+			ids[i] = ingest.TransactionID(demo.InstitutionID, fmt.Sprintf("chaos-b%d-%d", k, i))
+		}
+		var n int
+		if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM transactions WHERE id IN ?`, ids).Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if (n != 0 && n != chaosBatchSize) || (acked && n != chaosBatchSize) {
+			t.Fatalf("provider batch %d (acknowledged %v) has %d of %d transactions", k, acked, n, chaosBatchSize)
+		}
+	}
+	return from + len(served)
+}
