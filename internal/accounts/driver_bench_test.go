@@ -54,4 +54,18 @@ func BenchmarkTransactionsPage(b *testing.B) {
 			}
 		})
 	}
+	// As many readers as the pool has connections (store.Open: 8 on SQLite).
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				page, next, err := s.Transactions(ctx, q)
+				if err != nil || len(page) != 100 || next == nil {
+					b.Error(len(page), next, err)
+					return
+				}
+			}
+		})
+	})
 }

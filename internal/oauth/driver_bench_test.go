@@ -20,11 +20,27 @@ func BenchmarkTokenRead(b *testing.B) {
 	if err := p.store.CreateAccessTokenSession(ctx, "at-bench", req); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		row, err := p.store.getToken(ctx, kindAccess, "at-bench")
-		if err != nil || row.Consent == nil {
-			b.Fatal(row, err)
+	b.Run("sequential", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			row, err := p.store.getToken(ctx, kindAccess, "at-bench")
+			if err != nil || row.Consent == nil {
+				b.Fatal(row, err)
+			}
 		}
-	}
+	})
+	// As many readers as the pool has connections (store.Open: 8 on SQLite).
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				row, err := p.store.getToken(ctx, kindAccess, "at-bench")
+				if err != nil || row.Consent == nil {
+					b.Error(row, err)
+					return
+				}
+			}
+		})
+	})
 }
