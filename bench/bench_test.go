@@ -305,7 +305,7 @@ func seed(t *testing.T, cfg Config, rep *Report, d store.Dialect, dbURL string, 
 
 func version(t *testing.T, db *store.DB) string {
 	var v string
-	q := "SELECT 'SQLite ' || sqlite_version() || ' (modernc.org/sqlite, pure Go; WAL, synchronous=FULL)'"
+	q := "SELECT 'SQLite ' || sqlite_version() || ' (github.com/ncruces/go-sqlite3, pure Go; WAL, synchronous=FULL)'"
 	if db.Dialect == store.Postgres {
 		q = "SELECT version() || ' (fsync=' || current_setting('fsync') || ', synchronous_commit=' || current_setting('synchronous_commit') || ')'"
 	}

@@ -44,10 +44,11 @@ const staticNotes = `## What the measured paths do
   as HMAC-SHA256 under a key derived from the server secret, not with bcrypt or argon2: guessing a 256-bit
   secret is hopeless whatever the hash, and a deliberately slow hash would only cap the token endpoint.
   Customers' passwords are different (chosen by people) and stay argon2id.
-- **SQLite** is the embedded pure-Go build (modernc.org/sqlite): its driver compiles every statement anew on
-  each execution (it keeps no prepared statements) and crosses into the transpiled library for every
-  column of every row, so it pays per query and per column what PostgreSQL's driver (pgx, prepared
-  statements cached per connection) does not.
+- **SQLite** is the embedded pure-Go build (github.com/ncruces/go-sqlite3: the SQLite library translated to
+  Go by wasm2go): each pooled connection keeps its statements prepared (internal/store/sqlite.go), so a
+  query is compiled once per connection rather than on every execution, as PostgreSQL's driver (pgx) does;
+  every row is still copied out of the translated library's memory and every text column becomes a Go
+  string (docs/benchmarks-sqlite-driver.md compares it with modernc.org/sqlite, used before).
 - **PostgreSQL** is a throwaway cluster (scripts/with-postgres) with default settings, fsync on under make
   bench (CONSENTGATE_TEST_PG_FSYNC=on), in the same machine as the server and the load generator.
 `

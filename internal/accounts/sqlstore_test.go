@@ -77,7 +77,7 @@ func testAccountsPermanent(t *testing.T, db *store.DB, p string) {
 	}
 }
 
-func openSQLite(t *testing.T) *store.DB {
+func openSQLite(t testing.TB) *store.DB {
 	t.Helper()
 	db, err := store.Open("sqlite:"+filepath.Join(t.TempDir(), "accounts.db"), store.Options{})
 	if err != nil {

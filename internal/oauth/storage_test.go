@@ -78,7 +78,7 @@ func testAuthorizeRequest(t *testing.T, p *Provider, id string) *fosite.Authoriz
 }
 
 // tokenRequest builds the stored form of a token of grant id.
-func tokenRequest(t *testing.T, p *Provider, id, clientID string, sess *Session) *fosite.Request {
+func tokenRequest(t testing.TB, p *Provider, id, clientID string, sess *Session) *fosite.Request {
 	t.Helper()
 	client, err := p.store.GetClient(context.Background(), clientID)
 	if err != nil {

@@ -63,14 +63,13 @@ func Open(url string, opts Options) (*DB, error) {
 		if path == "" {
 			return nil, fmt.Errorf("store.Open: empty sqlite path in %q", url)
 		}
-		// WAL lets readers run beside the writer; busy_timeout makes writers
-		// queue instead of failing; foreign keys are off by default in SQLite.
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
+		sqlDB, err := openSQLite(sqliteDSN(path))
+		if err != nil {
+			return nil, fmt.Errorf("store.Open %s: %w", dialect, err)
 		}
-		dsn := path + sep + "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
-		dialector = sqlite.Open(dsn)
+		// glebarez/sqlite supplies only gorm's SQLite dialect here; the
+		// connections are ncruces/go-sqlite3's (sqlite.go).
+		dialector = &sqlite.Dialector{Conn: sqlDB}
 	}
 	gdb, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
@@ -164,7 +163,7 @@ func IsUniqueViolation(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
+	if errors.Is(err, gorm.ErrDuplicatedKey) || sqliteErrorIs(err, sqliteUnique...) {
 		return true
 	}
 	msg := err.Error()
@@ -176,6 +175,9 @@ func IsUniqueViolation(err error) bool {
 func IsSerializationFailure(err error) bool {
 	if err == nil {
 		return false
+	}
+	if sqliteErrorIs(err, sqliteBusy...) {
+		return true
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "SQLSTATE 40001") || strings.Contains(msg, "SQLSTATE 40P01") ||
