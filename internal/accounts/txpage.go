@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,20 +42,23 @@ func (s *SQLStore) txPage(ctx context.Context, query string, args []any, q TxQue
 	}
 	defer rows.Close()
 	out := make([]Transaction, 0, min(q.Limit+1, 512))
+	bookedAts := make([]time.Time, 0, cap(out))
+	// Scanned into one struct outside the loop: Scan's pointers would
+	// otherwise move a fresh Transaction to the heap for every row.
+	var (
+		t      Transaction
+		at     int64
+		booked sql.NullInt64
+	)
 	for rows.Next() {
-		var (
-			t      Transaction
-			at     int64
-			booked sql.NullInt64
-		)
+		t = Transaction{}
 		if err := rows.Scan(&t.ID, &t.AccountID, &t.Status, &at, &booked, &t.Amount, &t.Currency, &t.Description,
 			&t.MerchantName, &t.MCC, &t.CardLast4); err != nil {
 			return nil, err
 		}
 		t.TransactedAt = store.FromMicros(at)
 		if booked.Valid {
-			b := store.FromMicros(booked.Int64)
-			t.BookedAt = &b
+			t.BookedAt = bookedAt(&bookedAts, store.FromMicros(booked.Int64))
 		}
 		out = append(out, t)
 	}
@@ -100,6 +104,7 @@ func scanPgxTxPage(rows pgx.Rows, q TxQuery) ([]Transaction, error) {
 		return nil, fmt.Errorf("page query returned %d columns, want %d", len(fds), txScanColumns)
 	}
 	out := make([]Transaction, 0, min(q.Limit+1, 512))
+	bookedAts := make([]time.Time, 0, cap(out))
 	// Strings that repeat along a page are made once: the last value of
 	// each repeating column, and a small table of merchant names.
 	var last [txScanColumns]string
@@ -149,8 +154,7 @@ func scanPgxTxPage(rows pgx.Rows, q TxQuery) ([]Transaction, error) {
 			if err != nil {
 				return nil, err
 			}
-			b := store.FromMicros(booked)
-			t.BookedAt = &b
+			t.BookedAt = bookedAt(&bookedAts, store.FromMicros(booked))
 		}
 		if t.Amount, err = pgInt(fds[5], raw[5]); err != nil {
 			return nil, err
@@ -170,6 +174,19 @@ func scanPgxTxPage(rows pgx.Rows, q TxQuery) ([]Transaction, error) {
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// bookedAt points at b kept in *all, the page's booking times: one
+// allocation a page rather than one a booked row. *all never grows past
+// its capacity (one slot a row), so earlier pointers stay valid.
+func bookedAt(all *[]time.Time, b time.Time) *time.Time {
+	if len(*all) == cap(*all) {
+		p := new(time.Time)
+		*p = b
+		return p
+	}
+	*all = append(*all, b)
+	return &(*all)[len(*all)-1]
 }
 
 // pgInt decodes an integer column in the format pgx asked it in: binary
