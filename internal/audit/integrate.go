@@ -49,7 +49,7 @@ const integrateBatch = 1000
 func insertPending(tx *gorm.DB, d store.Dialect, evs []Event) error {
 	step := rowsPerInsert(d)
 	for start := 0; start < len(evs); start += step {
-		query, args := pendingInsert(evs[start:min(start+step, len(evs))])
+		query, args := pendingInsert(d, evs[start:min(start+step, len(evs))])
 		if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, query, args...); err != nil {
 			return fmt.Errorf("insert pending audit events: %w", err)
 		}
@@ -58,31 +58,37 @@ func insertPending(tx *gorm.DB, d store.Dialect, evs []Event) error {
 }
 
 // pendingInsert is the one INSERT of part (at most rowsPerInsert events)
-// into audit_pending, with $n parameters (both drivers take them).
-func pendingInsert(part []Event) (string, []any) {
-	var sb strings.Builder
-	sb.Grow(len(`INSERT INTO audit_pending () VALUES `) + len(pendingColumns) + len(part)*(2+nPendingColumns*5))
-	sb.WriteString(`INSERT INTO audit_pending (` + pendingColumns + `) VALUES `)
+// into audit_pending: $n parameters on PostgreSQL, ? on SQLite (whose
+// driver would look a $n up among all the arguments, formatting each
+// one's number, for every parameter).
+func pendingInsert(d store.Dialect, part []Event) (string, []any) {
+	const head = `INSERT INTO audit_pending (` + pendingColumns + `) VALUES `
+	q := make([]byte, 0, len(head)+len(part)*(3+nPendingColumns*5))
+	q = append(q, head...)
 	args := make([]any, 0, len(part)*nPendingColumns)
 	for i := range part {
 		if i > 0 {
-			sb.WriteByte(',')
+			q = append(q, ',')
 		}
-		sb.WriteByte('(')
+		q = append(q, '(')
 		for c := range nPendingColumns {
 			if c > 0 {
-				sb.WriteByte(',')
+				q = append(q, ',')
 			}
-			sb.WriteByte('$')
-			sb.WriteString(strconv.Itoa(i*nPendingColumns + c + 1))
+			if d == store.Postgres {
+				q = append(q, '$')
+				q = strconv.AppendInt(q, int64(i*nPendingColumns+c+1), 10)
+			} else {
+				q = append(q, '?')
+			}
 		}
-		sb.WriteByte(')')
+		q = append(q, ')')
 		e := &part[i]
 		args = append(args, e.EventID, store.Micros(e.OccurredAt), string(e.Type), string(e.Outcome),
 			e.Reason, e.ClientID, e.CustomerID, e.GrantID, e.AccountID, e.Method, e.Path, e.Status,
 			e.Purpose, strings.Join(e.Scopes, " "), e.InteractionID)
 	}
-	return sb.String(), args
+	return string(q), args
 }
 
 // Integrate moves every event committed to audit_pending into the log (seq,

@@ -255,7 +255,7 @@ func (w *Writer) commit(batch []*request) {
 // design, runs in an explicit transaction, all or nothing as before.
 func (w *Writer) write(ctx context.Context, evs []Event) error {
 	if w.direct && len(evs) <= rowsPerInsert(w.db.Dialect) {
-		query, args := pendingInsert(evs)
+		query, args := pendingInsert(w.db.Dialect, evs)
 		if _, err := w.db.SQL().ExecContext(ctx, query, args...); err != nil {
 			return fmt.Errorf("insert pending audit events: %w", err)
 		}
