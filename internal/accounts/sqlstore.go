@@ -131,30 +131,8 @@ func (s *SQLStore) Transactions(ctx context.Context, q TxQuery) ([]Transaction, 
 		return nil, nil, fmt.Errorf("accounts.Transactions: %w: limit %d must be positive", ErrInvalid, q.Limit)
 	}
 	query, args := txPageSQL(q)
-	rows, err := s.sql.QueryContext(ctx, query, args...)
+	out, err := s.txPage(ctx, query, args, q)
 	if err != nil {
-		return nil, nil, fmt.Errorf("accounts.Transactions: %w", err)
-	}
-	defer rows.Close()
-	out := make([]Transaction, 0, min(q.Limit+1, 512))
-	for rows.Next() {
-		var (
-			t      Transaction
-			at     int64
-			booked sql.NullInt64
-		)
-		if err := rows.Scan(&t.ID, &t.AccountID, &t.Status, &at, &booked, &t.Amount, &t.Currency, &t.Description,
-			&t.MerchantName, &t.MCC, &t.CardLast4); err != nil {
-			return nil, nil, fmt.Errorf("accounts.Transactions: %w", err)
-		}
-		t.TransactedAt = store.FromMicros(at)
-		if booked.Valid {
-			b := store.FromMicros(booked.Int64)
-			t.BookedAt = &b
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("accounts.Transactions: %w", err)
 	}
 	if len(out) == 0 && q.CustomerID != "" {

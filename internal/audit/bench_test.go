@@ -166,7 +166,7 @@ func benchNodes(b *testing.B, d store.Dialect, design string, nodes int) {
 	for i, db := range dbs {
 		w := NewWriter(db, WriterOptions{})
 		if design == "chain" {
-			w.batch = appendBatch
+			w.batch, w.direct = appendBatch, false
 		} else {
 			wg.Go(func() { // the node's integrator, as in serve
 				t := time.NewTicker(time.Second)

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,29 +43,52 @@ const integrateLockKey = 0x6367617564697400
 // integrateBatch bounds the events one integration transaction moves.
 const integrateBatch = 1000
 
-// insertPending writes evs to audit_pending with multi-row INSERTs.
+// insertPending writes evs to audit_pending with multi-row INSERTs, on
+// the transaction's own connection (gorm's statement builder would parse
+// the SQL and bind its 15 arguments a row one by one).
 func insertPending(tx *gorm.DB, d store.Dialect, evs []Event) error {
 	step := rowsPerInsert(d)
 	for start := 0; start < len(evs); start += step {
-		part := evs[start:min(start+step, len(evs))]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO audit_pending (` + pendingColumns + `) VALUES `)
-		args := make([]any, 0, len(part)*nPendingColumns)
-		for i := range part {
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-			e := &part[i]
-			args = append(args, e.EventID, store.Micros(e.OccurredAt), string(e.Type), string(e.Outcome),
-				e.Reason, e.ClientID, e.CustomerID, e.GrantID, e.AccountID, e.Method, e.Path, e.Status,
-				e.Purpose, strings.Join(e.Scopes, " "), e.InteractionID)
-		}
-		if err := tx.Exec(sb.String(), args...).Error; err != nil {
+		query, args := pendingInsert(d, evs[start:min(start+step, len(evs))])
+		if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, query, args...); err != nil {
 			return fmt.Errorf("insert pending audit events: %w", err)
 		}
 	}
 	return nil
+}
+
+// pendingInsert is the one INSERT of part (at most rowsPerInsert events)
+// into audit_pending: $n parameters on PostgreSQL, ? on SQLite (whose
+// driver would look a $n up among all the arguments, formatting each
+// one's number, for every parameter).
+func pendingInsert(d store.Dialect, part []Event) (string, []any) {
+	const head = `INSERT INTO audit_pending (` + pendingColumns + `) VALUES `
+	q := make([]byte, 0, len(head)+len(part)*(3+nPendingColumns*5))
+	q = append(q, head...)
+	args := make([]any, 0, len(part)*nPendingColumns)
+	for i := range part {
+		if i > 0 {
+			q = append(q, ',')
+		}
+		q = append(q, '(')
+		for c := range nPendingColumns {
+			if c > 0 {
+				q = append(q, ',')
+			}
+			if d == store.Postgres {
+				q = append(q, '$')
+				q = strconv.AppendInt(q, int64(i*nPendingColumns+c+1), 10)
+			} else {
+				q = append(q, '?')
+			}
+		}
+		q = append(q, ')')
+		e := &part[i]
+		args = append(args, e.EventID, store.Micros(e.OccurredAt), string(e.Type), string(e.Outcome),
+			e.Reason, e.ClientID, e.CustomerID, e.GrantID, e.AccountID, e.Method, e.Path, e.Status,
+			e.Purpose, strings.Join(e.Scopes, " "), e.InteractionID)
+	}
+	return string(q), args
 }
 
 // Integrate moves every event committed to audit_pending into the log (seq,
