@@ -9,10 +9,10 @@ import (
 	"github.com/consentgate/consentgate/internal/store"
 )
 
-// BenchmarkTransactionsPage measures the gated page's read on SQLite: 100
+// BenchmarkSQLiteDriverPage measures the gated page's read on SQLite: 100
 // rows of one customer's account, first page and a keyset page deep in
 // the history (docs/benchmarks-sqlite-driver.md compares drivers on it).
-func BenchmarkTransactionsPage(b *testing.B) {
+func BenchmarkSQLiteDriverPage(b *testing.B) {
 	db := openSQLite(b)
 	ctx := context.Background()
 	s := NewSQLStore(db)
