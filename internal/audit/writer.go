@@ -74,7 +74,10 @@ var _ Recorder = (*Writer)(nil)
 type request struct {
 	ctx context.Context
 	ev  Event
-	res chan result // buffered: the committer never blocks on a waiter
+	// with writes what ev records in the same transaction (AppendWith),
+	// nil for a plain Append.
+	with func(tx *gorm.DB) error
+	res  chan result // buffered: the committer never blocks on a waiter
 }
 
 type result struct {
@@ -114,12 +117,23 @@ func NewWriter(db *store.DB, opts WriterOptions) *Writer {
 // error even though the event may still commit later: a log entry for a
 // response that was never sent is the safe side of the race.
 func (w *Writer) Append(ctx context.Context, ev Event) (Event, error) {
+	return w.AppendWith(ctx, ev, nil)
+}
+
+// AppendWith is Append with the write that ev records: with runs in the
+// transaction of ev's batch, after the batch's events are inserted, so the
+// event and what it records commit together or not at all (a token row and
+// its token.issued event: one commit instead of two in a row). If with
+// fails, the whole batch fails and every waiter in it gets the error, as
+// when the database fails: with must only write what cannot conflict
+// (rows under fresh random keys). with nil is Append.
+func (w *Writer) AppendWith(ctx context.Context, ev Event, with func(tx *gorm.DB) error) (Event, error) {
 	ev, err := normalize(ev, w.opts.Now())
 	if err != nil {
 		return Event{}, err
 	}
 	ev.EventID = uuid.NewString()
-	r := &request{ctx: ctx, ev: ev, res: make(chan result, 1)}
+	r := &request{ctx: ctx, ev: ev, with: with, res: make(chan result, 1)}
 
 	w.mu.RLock()
 	if w.closed {
@@ -226,7 +240,19 @@ func (w *Writer) commit(batch []*request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
 	defer cancel()
-	err := w.db.Tx(ctx, func(tx *gorm.DB) error { return w.batch(tx, w.db.Dialect, evs) })
+	err := w.db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := w.batch(tx, w.db.Dialect, evs); err != nil {
+			return err
+		}
+		for _, r := range live {
+			if r.with != nil {
+				if err := r.with(tx); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		w.failed.Add(int64(len(live)))
 		w.opts.Logger.Error("audit batch not committed", "events", len(live), "err", err)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/consentgate/consentgate/internal/apperr"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil/testdb"
@@ -298,5 +300,34 @@ func TestTriggersRefuseChanges(t *testing.T) {
 		requireValid(t, db, 3)
 		mustIntegrate(t, db) // the integrator's own DELETE of integrated rows passes
 		requireValid(t, db, 4)
+	})
+}
+
+// AppendWith commits the event and what it records in one transaction:
+// both or neither. A failing write fails the batch (audit_unavailable) and
+// leaves no event; a good one leaves both.
+func TestAppendWith(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		w := NewWriter(db, WriterOptions{})
+		defer w.Close()
+		if err := db.Exec(`CREATE TABLE append_with_probe (id TEXT PRIMARY KEY)`).Error; err != nil {
+			t.Fatal(err)
+		}
+		good := func(tx *gorm.DB) error { return tx.Exec(`INSERT INTO append_with_probe (id) VALUES ('a')`).Error }
+		if _, err := w.AppendWith(ctx, genEvent(0), good); err != nil {
+			t.Fatal(err)
+		}
+		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "append_with_probe"); p != 1 || r != 1 {
+			t.Fatalf("after a good AppendWith: %d pending events, %d rows; want 1 and 1", p, r)
+		}
+		// The same key again: the write fails, so the event must not stay.
+		_, err := w.AppendWith(ctx, genEvent(1), good)
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("a failing write: %v, want audit_unavailable", err)
+		}
+		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "append_with_probe"); p != 1 || r != 1 {
+			t.Fatalf("after a failing AppendWith: %d pending events, %d rows; want 1 and 1", p, r)
+		}
 	})
 }

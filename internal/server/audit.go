@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
 
 	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/consent"
@@ -129,4 +130,31 @@ func (a *auditLog) collectors() []prometheus.Collector {
 			Name: "consentgate_audit_lost_events_total", Help: "OAuth and expiry events that could not be recorded.",
 		}, func() float64 { return float64(a.lost.Load()) }),
 	}
+}
+
+// appendWither is a recorder that commits an event with the write it
+// records (audit.Writer.AppendWith).
+type appendWither interface {
+	AppendWith(ctx context.Context, ev audit.Event, with func(tx *gorm.DB) error) (audit.Event, error)
+}
+
+// OAuthEventWith implements oauth.TxEventSink: the token endpoint's
+// token.issued event and the token row commit in one transaction of the
+// group-commit writer, so a client_credentials token costs one commit, not
+// a token commit and then an event commit; and no token exists without its
+// event. A recorder that cannot (Options.AuditRecorder) says so, and the
+// provider writes the two apart as before.
+func (a *auditLog) OAuthEventWith(ctx context.Context, e oauth.Event, write func(tx *gorm.DB) error) (bool, error) {
+	aw, ok := a.recorder.(appendWither)
+	if !ok {
+		return false, nil
+	}
+	ev := audit.Event{
+		Type: audit.Type(e.Type), Outcome: audit.Outcome(e.Outcome), Reason: e.Reason, InteractionID: httpapi.InteractionID(ctx),
+		ClientID: e.ClientID, CustomerID: e.CustomerID, GrantID: e.GrantID, Purpose: e.Purpose, Scopes: e.Scopes,
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oauthEventTimeout)
+	defer cancel()
+	_, err := aw.AppendWith(ctx, ev, write)
+	return true, err
 }
