@@ -31,6 +31,9 @@ func (r *Report) writeMarkdown(b *strings.Builder) {
 			}
 		}
 	}
+	if v, ok := r.Versions["reference"]; ok {
+		p("- Reference: %s", v)
+	}
 	p("- Load average at start / end: %s / %s (the machine was shared with other work; figures are what this run saw)", m.LoadStart, m.LoadEnd)
 	p("")
 	p("Method: the real server (`server.New`, the same handler chain, audit log and connection pool as `consentgate serve`)")

@@ -342,6 +342,7 @@ func TestIssue18Targets(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Config.NotesFile = notes
+	r.Versions = map[string]string{"reference": ReferenceVersion + " (node v20, in memory)"}
 	if err := r.Write(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,8 @@ func TestIssue18Targets(t *testing.T) {
 	if !strings.HasSuffix(string(md), "\n## Profiles before and after\n\nkept\n") || strings.Contains(string(md), "what this file is") {
 		t.Errorf("notes not appended as written:\n%s", md)
 	}
-	for _, want := range []string{"| sqlite: " + in + " | 0.50× (4000 / 8000 req/s", "Reference (issue 18): oidc-provider 9.13.3"} {
+	for _, want := range []string{"| sqlite: " + in + " | 0.50× (4000 / 8000 req/s", "Reference (issue 18): oidc-provider 9.13.3",
+		"- Reference: oidc-provider 9.13.3 (node v20, in memory)"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("benchmarks.md lacks %q", want)
 		}
