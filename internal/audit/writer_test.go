@@ -3,11 +3,10 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
-
-	"gorm.io/gorm"
 
 	"github.com/consentgate/consentgate/internal/apperr"
 	"github.com/consentgate/consentgate/internal/store"
@@ -314,7 +313,7 @@ func TestAppendWith(t *testing.T) {
 		if err := db.Exec(`CREATE TABLE append_with_probe (id TEXT PRIMARY KEY)`).Error; err != nil {
 			t.Fatal(err)
 		}
-		good := func(tx *gorm.DB) error { return tx.Exec(`INSERT INTO append_with_probe (id) VALUES ('a')`).Error }
+		good := Rows{Table: "append_with_probe", Columns: []string{"id"}, Values: []any{"a"}}
 		if _, err := w.AppendWith(ctx, genEvent(0), good); err != nil {
 			t.Fatal(err)
 		}
@@ -328,6 +327,29 @@ func TestAppendWith(t *testing.T) {
 		}
 		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "append_with_probe"); p != 1 || r != 1 {
 			t.Fatalf("after a failing AppendWith: %d pending events, %d rows; want 1 and 1", p, r)
+		}
+		// Concurrent appends share batches: their rows go in multi-row
+		// statements (over SQLite's 32 rows a statement), each row once.
+		var wg sync.WaitGroup
+		for i := range 70 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rows := Rows{Table: "append_with_probe", Columns: []string{"id"}, Values: []any{fmt.Sprintf("c%d", i)}}
+				if _, err := w.AppendWith(ctx, genEvent(i), rows); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "append_with_probe"); p != 71 || r != 71 {
+			t.Fatalf("after 70 concurrent AppendWith: %d pending events, %d rows; want 71 and 71", p, r)
+		}
+		if _, err := w.AppendWith(ctx, genEvent(0), Rows{Table: "append_with_probe", Columns: []string{"id"}, Values: []any{"x", "y"}[:0:0]}); err != nil {
+			t.Fatalf("no rows is Append: %v", err)
+		}
+		if _, err := w.AppendWith(ctx, genEvent(0), Rows{Table: "append_with_probe", Values: []any{"z"}}); err == nil {
+			t.Fatal("rows without columns accepted")
 		}
 	})
 }

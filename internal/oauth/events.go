@@ -1,10 +1,6 @@
 package oauth
 
-import (
-	"context"
-
-	"gorm.io/gorm"
-)
+import "context"
 
 // EventSink lets the audit log hear OAuth events; the provider calls it
 // when set. It must not block for long: it runs inside the request.
@@ -51,10 +47,18 @@ func (p *Provider) emit(ctx context.Context, e Event) {
 }
 
 // TxEventSink is an EventSink that can also commit an event in the same
-// transaction as the write the event records (the server's audit log does).
+// transaction as the rows the event records (the server's audit log does).
 // OAuthEventWith returns ok false, having written nothing, when it cannot.
 type TxEventSink interface {
-	OAuthEventWith(ctx context.Context, e Event, write func(tx *gorm.DB) error) (ok bool, err error)
+	OAuthEventWith(ctx context.Context, e Event, rows EventRows) (ok bool, err error)
+}
+
+// EventRows are rows of one table an event records: len(Columns) Values a
+// row. Table and Columns are constants of this package.
+type EventRows struct {
+	Table   string
+	Columns []string
+	Values  []any
 }
 
 // issueEvent is a token endpoint request's token.issued event, known
@@ -83,15 +87,15 @@ func (p *Provider) withIssueEvent(ctx context.Context, e Event) (context.Context
 	return context.WithValue(ctx, issueEventKey{}, ie), ie
 }
 
-// recordWith commits the request's issue event with write, once: ok false
+// recordWith commits the request's issue event with rows, once: ok false
 // when there is none (or it was recorded already, or the sink cannot), and
 // the caller writes alone.
-func recordWith(ctx context.Context, write func(tx *gorm.DB) error) (bool, error) {
+func recordWith(ctx context.Context, rows EventRows) (bool, error) {
 	ie, _ := ctx.Value(issueEventKey{}).(*issueEvent)
 	if ie == nil || ie.recorded {
 		return false, nil
 	}
-	ok, err := ie.sink.OAuthEventWith(ctx, ie.ev, write)
+	ok, err := ie.sink.OAuthEventWith(ctx, ie.ev, rows)
 	ie.recorded = ok && err == nil
 	return ok, err
 }

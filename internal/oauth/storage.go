@@ -145,7 +145,7 @@ func (s *fositeStore) createToken(ctx context.Context, kind, signature, accessSi
 	if kind == kindAccess {
 		// A client_credentials token commits with its token.issued event:
 		// one group commit of the audit writer instead of two in a row.
-		ok, err := recordWith(ctx, func(tx *gorm.DB) error { return tx.Exec(insert, args...).Error })
+		ok, err := recordWith(ctx, EventRows{Table: "oauth_tokens", Columns: tokenInsertColumnList, Values: args})
 		if ok {
 			return dbErr("create "+kind+" with its audit event", err)
 		}

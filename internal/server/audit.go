@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"gorm.io/gorm"
 
 	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/consent"
@@ -132,10 +131,10 @@ func (a *auditLog) collectors() []prometheus.Collector {
 	}
 }
 
-// appendWither is a recorder that commits an event with the write it
+// appendWither is a recorder that commits an event with the rows it
 // records (audit.Writer.AppendWith).
 type appendWither interface {
-	AppendWith(ctx context.Context, ev audit.Event, with func(tx *gorm.DB) error) (audit.Event, error)
+	AppendWith(ctx context.Context, ev audit.Event, with audit.Rows) (audit.Event, error)
 }
 
 // OAuthEventWith implements oauth.TxEventSink: the token endpoint's
@@ -144,7 +143,7 @@ type appendWither interface {
 // a token commit and then an event commit; and no token exists without its
 // event. A recorder that cannot (Options.AuditRecorder) says so, and the
 // provider writes the two apart as before.
-func (a *auditLog) OAuthEventWith(ctx context.Context, e oauth.Event, write func(tx *gorm.DB) error) (bool, error) {
+func (a *auditLog) OAuthEventWith(ctx context.Context, e oauth.Event, rows oauth.EventRows) (bool, error) {
 	aw, ok := a.recorder.(appendWither)
 	if !ok {
 		return false, nil
@@ -155,6 +154,6 @@ func (a *auditLog) OAuthEventWith(ctx context.Context, e oauth.Event, write func
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oauthEventTimeout)
 	defer cancel()
-	_, err := aw.AppendWith(ctx, ev, write)
+	_, err := aw.AppendWith(ctx, ev, audit.Rows{Table: rows.Table, Columns: rows.Columns, Values: rows.Values})
 	return true, err
 }
