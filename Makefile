@@ -42,6 +42,10 @@ BENCH_INGEST_CONNS ?= 4
 ## durable audit write and without, side by side (req/s of each, their ratio, events/s appended and verified).
 ## Then audit appends per second from 1, 2 and 4 nodes on one database, the old chain (head row lock) vs the
 ## Merkle tree design (commit to audit_pending, integrate in batches): BenchmarkAuditNodes.
+## Beside our token endpoint and introspection, the same load on oidc-provider 9.13.3 in memory (issue 18):
+## bench/oidcprovider/, installed with npm ci when missing, skipped with a loud note without node or npm.
+## The hand-written part of docs/benchmarks.md is docs/benchmarks-notes.md (BENCH_NOTES), appended as is;
+## BENCH_OUT=DIR writes a reduced run's page elsewhere than docs/.
 bench:
 	BENCH_SIZES="$(BENCH_SIZES)" BENCH_DB="$(BENCH_DB)" BENCH_DURATION=$(BENCH_DURATION) BENCH_CONNS=$(BENCH_CONNS) \
 		BENCH_RATE=$(BENCH_RATE) BENCH_INGEST_CONNS=$(BENCH_INGEST_CONNS) \

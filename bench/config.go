@@ -45,7 +45,12 @@ type Config struct {
 	// and only the rest of the table grows.
 	TxPerAccount int
 	Out          string // BENCH_OUT: where benchmarks.md and .svg go
-	Profile      string // BENCH_PROFILE: a directory for CPU profiles of each measured run ("" none)
+	// NotesFile is the hand-written part of benchmarks.md, appended to
+	// what the run writes (BENCH_NOTES; docs/benchmarks-notes.md): the
+	// reduced runs, profiles and measurements the bench program does not
+	// make survive a full run. "" appends nothing.
+	NotesFile string
+	Profile   string // BENCH_PROFILE: a directory for CPU profiles of each measured run ("" none)
 }
 
 // ConfigFromEnv reads the BENCH_* variables, with make bench's defaults.
@@ -53,7 +58,7 @@ func ConfigFromEnv() (Config, error) {
 	c := Config{
 		Sizes: []int{100_000, 1_000_000, 10_000_000}, DBs: []string{"sqlite", "postgres"},
 		Duration: 10 * time.Second, Warmup: 2 * time.Second, Conns: 50, Rate: 500, IngestConns: 4, TxPerAccount: 10_000,
-		Out: "../docs", Profile: os.Getenv("BENCH_PROFILE"),
+		Out: "../docs", NotesFile: "../docs/benchmarks-notes.md", Profile: os.Getenv("BENCH_PROFILE"),
 	}
 	if s := os.Getenv("BENCH_SIZES"); s != "" {
 		c.Sizes = nil
@@ -94,6 +99,9 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if s := os.Getenv("BENCH_OUT"); s != "" {
 		c.Out = s
+	}
+	if s, ok := os.LookupEnv("BENCH_NOTES"); ok {
+		c.NotesFile = s
 	}
 	return c, nil
 }

@@ -31,6 +31,9 @@ func (r *Report) writeMarkdown(b *strings.Builder) {
 			}
 		}
 	}
+	if v, ok := r.Versions["reference"]; ok {
+		p("- Reference: %s", v)
+	}
 	p("- Load average at start / end: %s / %s (the machine was shared with other work; figures are what this run saw)", m.LoadStart, m.LoadEnd)
 	p("")
 	p("Method: the real server (`server.New`, the same handler chain, audit log and connection pool as `consentgate serve`)")
@@ -76,6 +79,18 @@ func (r *Report) writeMarkdown(b *strings.Builder) {
 	p("endpoints, at every size, last (after the token endpoint and the open loop, so that the rows it adds do not")
 	p("touch the read measurements) and on its own account, not the measured one. Every answer must be 200;")
 	p("transactions/s = successful batches × %s / elapsed, and latency is per batch.", thousands(IngestBatch))
+	p("")
+	p("Reference (issue 18): %s, the Node reference implementation, started by the bench as a child process", ReferenceVersion)
+	p("(bench/oidcprovider/, installed with `npm ci` when missing) in memory with its default adapter, one client")
+	p("(client_secret_basic) with client_credentials and introspection, opaque access tokens (no resource indicator),")
+	p("on a loopback port of the same machine. `%s` and `%s` are measured with the same load", EpRefToken, EpRefIntrospect)
+	p("generator, connections and rounds as ours, interleaved with `%s` and `%s` (A B, B A, …) in the same run,", EpToken, EpIntrospect)
+	p("so each database has its own side-by-side ratio. `%s` is `POST /oauth2/token` (client_credentials,", EpToken)
+	p("`demo-auditor`, client_secret_basic: a token row and an audit event committed before the answer); `%s`", EpIntrospect)
+	p("is `POST /oauth2/introspect` of a consent access token taken through the real flow, by the client it was")
+	p("issued to (`demo-pfm`, client_secret_basic), against oidc-provider's introspection of one of its own tokens.")
+	p("Both introspections are checked active before the load. The reference's rows carry the database's name")
+	p("only to sit beside the row they are compared with: it has no database.")
 	p("")
 	p("## Targets")
 	p("")

@@ -36,10 +36,20 @@ const staticNotes = `## What the measured paths do
   reflective scanning cost more than the database on a page of 100 rows.
 - **Connection pools are bounded** (store.Open: 20 connections on PostgreSQL, 8 on SQLite).
 - **The token endpoint** issues opaque HMAC-SHA256 tokens (fosite's HMAC strategy); only the SHA-256 of a
-  token's signature is stored. A client_credentials request costs one client read, one token row and one
-  audit event; token rows written outside a fosite transaction are group-committed like audit events, so a
-  token is never handed out before it is durable, yet concurrent requests share one commit (on SQLite every
-  commit holds the single write lock through an fsync).
+  token's signature is stored. A client_credentials request costs one client read, and its token row and
+  its ` + "`token.issued`" + ` audit event are written in one transaction of the audit writer's group commit
+  (` + "`audit.Writer.AppendWith`" + `): a token is never handed out before it and its event are durable, and concurrent
+  requests share one commit (on SQLite every commit holds the single write lock through an fsync). Before
+  issue 18 the token row had a group commit of its own and the event a second one after it.
+- **Introspection** (` + "`POST /oauth2/introspect`" + `) reads the introspected token first: its row comes with the
+  client's registration and the consent (the token check's one read), and a client introspecting its own
+  token is authenticated against that client row (its secret checked as always). One read by primary key
+  answers the request, live, so a revocation or a suspension shows on the next request on every node
+  (TestTwoNodeRevocation checks it under load). Before issue 18 the client was read a second time.
+- **oidc-provider** (the reference of issue 18) keeps clients, tokens and grants in the memory of one Node
+  process: its token endpoint writes nothing durable and records no audit event, and its introspection is a
+  map lookup. Ours commit every token and event to the database before answering, and read every token's
+  row, consent and client live.
 - **Client secrets** are generated with 256 bits of entropy (` + "`consentgate client create`" + `), so they are stored
   as HMAC-SHA256 under a key derived from the server secret, not with bcrypt or argon2: guessing a 256-bit
   secret is hopeless whatever the hash, and a deliberately slow hash would only cap the token endpoint.

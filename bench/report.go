@@ -29,11 +29,14 @@ const (
 	EpIngest         = "ingest_transactions"       // POST /v1/provider/transactions, batches of IngestBatch
 	EpSyncFirst      = "sync_first_page"           // GET …/transactions/sync?count=500, no cursor: a first sync's first page
 	EpSyncIncr       = "sync_incremental"          // GET …/transactions/sync?cursor=…: 100 changes since the cursor
+	EpIntrospect     = "introspect"                // POST /oauth2/introspect of a consent access token by its client
+	EpRefToken       = "oidc_provider_token"       // oidc-provider's token endpoint, client_credentials (reference.go)
+	EpRefIntrospect  = "oidc_provider_introspect"  // oidc-provider's introspection of one of its tokens
 	tokenRateTarget  = 1700.0
 	ingestTarget     = 50_000.0 // transactions/s through the API, on PostgreSQL
 	p99Target        = 20 * time.Millisecond
 	flatTarget       = 1.5
-	gatedRatioTarget = 0.5
+	gatedRatioTarget = 0.6 // issue 18 (it was 0.5)
 )
 
 // syncChanges is how many changes EpSyncIncr reads after its cursor.
@@ -41,7 +44,7 @@ const syncChanges = 100
 
 // endpointOrder is the order of the tables.
 var endpointOrder = []string{EpAccounts, EpBalances, EpTransactions, EpUngated, EpDeep, EpUngatedDeep, EpBare, EpToken,
-	EpOpen, EpUngatedOpen, EpSyncFirst, EpSyncIncr, EpIngest}
+	EpRefToken, EpIntrospect, EpRefIntrospect, EpOpen, EpUngatedOpen, EpSyncFirst, EpSyncIncr, EpIngest}
 
 // Measurement is one endpoint under load on one database.
 type Measurement struct {
@@ -276,7 +279,7 @@ func (r *Report) Targets() []Target {
 				parts = append(parts, fmt.Sprintf("%s %.2f (%.0f/%.0f req/s)", SizeLabel(n), ratio, g.RPS, u.RPS))
 			}
 			out = append(out, Target{
-				Name:     fmt.Sprintf("%s: gated %s ≥ 0.5 × ungated", db, pair[0]),
+				Name:     fmt.Sprintf("%s: gated %s ≥ %.1f × ungated", db, pair[0], gatedRatioTarget),
 				Measured: strings.Join(parts, ", "), Met: met, Known: known,
 			})
 		}
@@ -289,6 +292,7 @@ func (r *Report) Targets() []Target {
 			}
 		}
 		out = append(out, r.ingestTarget(db, sizes))
+		out = append(out, r.issue18Targets(db, sizes)...)
 	}
 	return out
 }
@@ -350,5 +354,28 @@ func (r *Report) Write(dir string) error {
 	}
 	var b strings.Builder
 	r.writeMarkdown(&b)
+	if r.Config.NotesFile != "" {
+		notes, err := handNotes(r.Config.NotesFile)
+		if err != nil {
+			return err
+		}
+		b.WriteString("\n" + notes)
+	}
 	return os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(b.String()), 0o644) // #nosec G306 -- published documentation
+}
+
+// handNotes reads the hand-written notes file without its leading HTML
+// comment (which says what the file is for, not what was measured).
+func handNotes(path string) (string, error) {
+	raw, err := os.ReadFile(path) // #nosec G304 -- the notes file make bench names (BENCH_NOTES)
+	if err != nil {
+		return "", fmt.Errorf("the hand-written notes of benchmarks.md (BENCH_NOTES=\"\" appends none): %w", err)
+	}
+	s := string(raw)
+	if strings.HasPrefix(s, "<!--") {
+		if _, rest, ok := strings.Cut(s, "-->"); ok {
+			s = rest
+		}
+	}
+	return strings.TrimLeft(s, "\n"), nil
 }

@@ -123,8 +123,8 @@ func TestReport(t *testing.T) {
 		"sqlite: transactions p99 ≤ 20 ms at 50 connections, closed loop (saturation)":                  "met",
 		"sqlite: transactions p99 ≤ 20 ms at 50 connections, open loop at 500 req/s":                    "met",
 		"sqlite: transactions_deep p99 ≤ 20 ms at 50 connections, closed loop (saturation)":             "NOT met",
-		"sqlite: gated transactions ≥ 0.5 × ungated":                                                    "met",
-		"sqlite: gated transactions_deep ≥ 0.5 × ungated":                                               "NOT met",
+		"sqlite: gated transactions ≥ 0.6 × ungated":                                                    "met",
+		"sqlite: gated transactions_deep ≥ 0.6 × ungated":                                               "NOT met",
 		"sqlite: token endpoint (client_credentials) ≥ 1,700 req/s":                                     "met",
 		"sqlite: ingestion through the API (4 connections, batches of 5,000)":                           "no target",
 		"postgres: transactions p99 ≤ 20 ms at 50 connections, closed loop (saturation)":                "NOT met",
@@ -290,5 +290,89 @@ func TestIngestBodies(t *testing.T) {
 	}
 	if p := idPrefix(26*26 + 1); string(p[:]) != "aaaabab" {
 		t.Errorf("idPrefix: %s", p[:])
+	}
+}
+
+// Issue 18's rows: ours against oidc-provider per database, n/a without
+// the reference, the ungated baseline against its figures before, and the
+// hand-written notes appended to the generated page.
+func TestIssue18Targets(t *testing.T) {
+	r := &Report{Config: Config{Conns: 50, Rate: 500, IngestConns: 4, DBs: []string{"sqlite", "postgres"}}, Machine: Machine{CPUs: 2}}
+	add := func(db string, size int, ep string, rps float64) {
+		r.Results = append(r.Results, Measurement{DB: db, Size: size, Endpoint: ep, Stats: Stats{Requests: 100, RPS: rps, P99: 9 * time.Millisecond}})
+	}
+	for _, n := range []int{100_000, 1_000_000} {
+		add("sqlite", n, EpTransactions, 3000)
+		add("sqlite", n, EpUngated, 4400) // 2.06× 2141; 2.05× 2151 at 1M
+		add("postgres", n, EpTransactions, 3000)
+		add("postgres", n, EpUngated, 7000) // 1.90× 3680 at 100k: NOT met
+	}
+	add("sqlite", 100_000, EpToken, 6000)
+	add("sqlite", 100_000, EpRefToken, 5000)
+	add("sqlite", 100_000, EpIntrospect, 4000)
+	add("sqlite", 100_000, EpRefIntrospect, 8000)
+	add("postgres", 100_000, EpToken, 6000) // no reference on postgres: n/a
+	got := map[string]Target{}
+	for _, tg := range r.Targets() {
+		got[tg.Name] = tg
+	}
+	tok := "token endpoint (client_credentials, durable + audited, client_secret_basic) ≥ 1.0 × oidc-provider 9.13.3 in memory"
+	in := "introspection of a consent access token ≥ 1.0 × oidc-provider 9.13.3 in memory"
+	for name, want := range map[string]string{
+		"sqlite: " + tok: "met", "sqlite: " + in: "NOT met", "postgres: " + tok: "n/a", "postgres: " + in: "n/a",
+		"sqlite: ungated page baseline ≥ 2 × its req/s before issue 18":   "met",
+		"postgres: ungated page baseline ≥ 2 × its req/s before issue 18": "NOT met",
+	} {
+		if got[name].Verdict() != want {
+			t.Errorf("%s: %s (%s), want %s", name, got[name].Verdict(), got[name].Measured, want)
+		}
+	}
+	for name, want := range map[string]string{
+		"sqlite: " + tok: "1.20× (6000 / 5000 req/s; p99 9.00 / 9.00 ms)", "sqlite: " + in: "0.50× (4000 / 8000 req/s",
+		"postgres: " + tok: "ours 6000 req/s; oidc-provider 9.13.3 not measured",
+		"sqlite: ungated page baseline ≥ 2 × its req/s before issue 18": "100k 2.06× (4400 / 2141 req/s), 1M 2.05× (4400 / 2151 req/s)",
+	} {
+		if !strings.HasPrefix(got[name].Measured, want) {
+			t.Errorf("%s: measured %q, want %q…", name, got[name].Measured, want)
+		}
+	}
+	dir := t.TempDir()
+	notes := filepath.Join(dir, "notes.md")
+	if err := os.WriteFile(notes, []byte("<!-- what this file is -->\n\n## Profiles before and after\n\nkept\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.Config.NotesFile = notes
+	r.Versions = map[string]string{"reference": ReferenceVersion + " (node v20, in memory)"}
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "benchmarks.md"))
+	if !strings.HasSuffix(string(md), "\n## Profiles before and after\n\nkept\n") || strings.Contains(string(md), "what this file is") {
+		t.Errorf("notes not appended as written:\n%s", md)
+	}
+	for _, want := range []string{"| sqlite: " + in + " | 0.50× (4000 / 8000 req/s", "Reference (issue 18): oidc-provider 9.13.3",
+		"- Reference: oidc-provider 9.13.3 (node v20, in memory)"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("benchmarks.md lacks %q", want)
+		}
+	}
+	r.Config.NotesFile = filepath.Join(dir, "missing.md")
+	if err := r.Write(dir); err == nil || !strings.Contains(err.Error(), "BENCH_NOTES") {
+		t.Errorf("a missing notes file: %v", err)
+	}
+}
+
+// The committed notes file is there and carries the sections a full run
+// must not drop.
+func TestHandNotes(t *testing.T) {
+	s, err := handNotes("../docs/benchmarks-notes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Profiles before and after (issue 18)", "## Sync (a separate, reduced run",
+		"## Audit appends from several nodes"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("docs/benchmarks-notes.md lacks %q", want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,10 @@ var _ Recorder = (*Writer)(nil)
 type request struct {
 	ctx context.Context
 	ev  Event
-	res chan result // buffered: the committer never blocks on a waiter
+	// with is what ev records, inserted in the same transaction
+	// (AppendWith); empty for a plain Append.
+	with Rows
+	res  chan result // buffered: the committer never blocks on a waiter
 }
 
 type result struct {
@@ -117,12 +121,36 @@ func NewWriter(db *store.DB, opts WriterOptions) *Writer {
 // error even though the event may still commit later: a log entry for a
 // response that was never sent is the safe side of the race.
 func (w *Writer) Append(ctx context.Context, ev Event) (Event, error) {
+	return w.AppendWith(ctx, ev, Rows{})
+}
+
+// Rows are rows of one table that an event records (AppendWith): Values
+// holds len(Columns) values a row, row after row. Table and Columns are
+// the caller's constants, never input.
+type Rows struct {
+	Table   string
+	Columns []string
+	Values  []any
+}
+
+// AppendWith is Append with the rows that ev records: they are inserted in
+// the transaction of ev's batch, so the event and its rows commit together
+// or not at all (a token row and its token.issued event: one commit instead
+// of two in a row). The rows of one table from every event of a batch go in
+// multi-row statements. If an insert fails the whole batch fails and every
+// waiter in it gets the error, as when the database fails: with must only
+// hold rows that cannot conflict (fresh random keys). An empty with is
+// Append.
+func (w *Writer) AppendWith(ctx context.Context, ev Event, with Rows) (Event, error) {
+	if len(with.Values) > 0 && (with.Table == "" || len(with.Columns) == 0 || len(with.Values)%len(with.Columns) != 0) {
+		return Event{}, fmt.Errorf("audit: rows for %q: %d values for %d columns", with.Table, len(with.Values), len(with.Columns))
+	}
 	ev, err := normalize(ev, w.opts.Now())
 	if err != nil {
 		return Event{}, err
 	}
 	ev.EventID = uuid.NewString()
-	r := &request{ctx: ctx, ev: ev, res: make(chan result, 1)}
+	r := &request{ctx: ctx, ev: ev, with: with, res: make(chan result, 1)}
 
 	w.mu.RLock()
 	if w.closed {
@@ -229,7 +257,7 @@ func (w *Writer) commit(batch []*request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
 	defer cancel()
-	err := w.write(ctx, evs)
+	err := w.write(ctx, evs, live)
 	if err != nil {
 		w.failed.Add(int64(len(live)))
 		w.opts.Logger.Error("audit batch not committed", "events", len(live), "err", err)
@@ -253,7 +281,17 @@ func (w *Writer) commit(batch []*request) {
 // FULL, durably, before the driver returns): one round trip instead of
 // BEGIN, INSERT, COMMIT. A larger batch, or the node benchmark's chained
 // design, runs in an explicit transaction, all or nothing as before.
-func (w *Writer) write(ctx context.Context, evs []Event) error {
+func (w *Writer) write(ctx context.Context, evs []Event, live []*request) error {
+	if withRows(live) {
+		// Rows recorded with their events (AppendWith) commit in the same
+		// transaction as the events, or not at all.
+		return w.db.Tx(ctx, func(tx *gorm.DB) error {
+			if err := w.batch(tx, w.db.Dialect, evs); err != nil {
+				return err
+			}
+			return insertRows(tx, w.db.Dialect, live)
+		})
+	}
 	if w.direct && len(evs) <= rowsPerInsert(w.db.Dialect) {
 		query, args := pendingInsert(w.db.Dialect, evs)
 		if _, err := w.db.SQL().ExecContext(ctx, query, args...); err != nil {
@@ -264,6 +302,17 @@ func (w *Writer) write(ctx context.Context, evs []Event) error {
 	return w.db.Tx(ctx, func(tx *gorm.DB) error { return w.batch(tx, w.db.Dialect, evs) })
 }
 
+// withRows reports whether any request of the batch carries rows to
+// insert with its event.
+func withRows(batch []*request) bool {
+	for _, r := range batch {
+		if len(r.with.Values) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // unavailable wraps cause as the audit_unavailable error callers answer 503
 // with; errors.Is finds both ErrUnavailable and cause in it.
 func unavailable(cause error) error {
@@ -272,4 +321,49 @@ func unavailable(cause error) error {
 		Msg:  "The audit log could not record this request, so no data was returned. Retry later.",
 		Err:  fmt.Errorf("%w: %w", ErrUnavailable, cause),
 	}
+}
+
+// sqliteRowsPerStatement bounds the rows of one SQLite statement: its
+// driver binds parameters in time quadratic in their number.
+const sqliteRowsPerStatement = 32
+
+// insertRows inserts the rows the batch's events record (AppendWith), the
+// rows of one table and column list in multi-row statements.
+func insertRows(tx *gorm.DB, d store.Dialect, batch []*request) error {
+	type group struct {
+		rows    Rows
+		perStmt int
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	for _, r := range batch {
+		if len(r.with.Values) == 0 {
+			continue
+		}
+		key := r.with.Table + "(" + strings.Join(r.with.Columns, ",") + ")"
+		g := byKey[key]
+		if g == nil {
+			g = &group{rows: Rows{Table: r.with.Table, Columns: r.with.Columns}, perStmt: 256}
+			if d == store.SQLite {
+				g.perStmt = sqliteRowsPerStatement
+			}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.rows.Values = append(g.rows.Values, r.with.Values...)
+	}
+	for _, g := range groups {
+		cols := len(g.rows.Columns)
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+		for start := 0; start < len(g.rows.Values); start += cols * g.perStmt {
+			vals := g.rows.Values[start:min(start+cols*g.perStmt, len(g.rows.Values))]
+			n := len(vals) / cols
+			q := "INSERT INTO " + g.rows.Table + " (" + strings.Join(g.rows.Columns, ", ") + ") VALUES " +
+				strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+			if err := tx.Exec(q, vals...).Error; err != nil {
+				return fmt.Errorf("audit: insert the rows the events record into %s: %w", g.rows.Table, err)
+			}
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -298,5 +299,57 @@ func TestTriggersRefuseChanges(t *testing.T) {
 		requireValid(t, db, 3)
 		mustIntegrate(t, db) // the integrator's own DELETE of integrated rows passes
 		requireValid(t, db, 4)
+	})
+}
+
+// AppendWith commits the event and what it records in one transaction:
+// both or neither. A failing write fails the batch (audit_unavailable) and
+// leaves no event; a good one leaves both.
+func TestAppendWith(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		w := NewWriter(db, WriterOptions{})
+		defer w.Close()
+		if err := db.Exec(`CREATE TABLE append_with_probe (id TEXT PRIMARY KEY)`).Error; err != nil {
+			t.Fatal(err)
+		}
+		good := Rows{Table: "append_with_probe", Columns: []string{"id"}, Values: []any{"a"}}
+		if _, err := w.AppendWith(ctx, genEvent(0), good); err != nil {
+			t.Fatal(err)
+		}
+		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "append_with_probe"); p != 1 || r != 1 {
+			t.Fatalf("after a good AppendWith: %d pending events, %d rows; want 1 and 1", p, r)
+		}
+		// The same key again: the write fails, so the event must not stay.
+		_, err := w.AppendWith(ctx, genEvent(1), good)
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("a failing write: %v, want audit_unavailable", err)
+		}
+		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "append_with_probe"); p != 1 || r != 1 {
+			t.Fatalf("after a failing AppendWith: %d pending events, %d rows; want 1 and 1", p, r)
+		}
+		// Concurrent appends share batches: their rows go in multi-row
+		// statements (over SQLite's 32 rows a statement), each row once.
+		var wg sync.WaitGroup
+		for i := range 70 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rows := Rows{Table: "append_with_probe", Columns: []string{"id"}, Values: []any{fmt.Sprintf("c%d", i)}}
+				if _, err := w.AppendWith(ctx, genEvent(i), rows); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "append_with_probe"); p != 71 || r != 71 {
+			t.Fatalf("after 70 concurrent AppendWith: %d pending events, %d rows; want 71 and 71", p, r)
+		}
+		if _, err := w.AppendWith(ctx, genEvent(0), Rows{Table: "append_with_probe", Columns: []string{"id"}, Values: []any{"x", "y"}[:0:0]}); err != nil {
+			t.Fatalf("no rows is Append: %v", err)
+		}
+		if _, err := w.AppendWith(ctx, genEvent(0), Rows{Table: "append_with_probe", Values: []any{"z"}}); err == nil {
+			t.Fatal("rows without columns accepted")
+		}
 	})
 }

@@ -1,8 +1,10 @@
 package oauth
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -42,6 +44,7 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 		p.oauth.WriteAccessError(ctx, c.Writer, nil, fosite.ErrInvalidRequest.WithHint("The request body could not be parsed."))
 		return
 	}
+	ctx = p.prefetchIntrospected(ctx, r)
 	client, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm)
 	if err != nil {
 		p.oauth.WriteAccessError(ctx, c.Writer, nil, answer(err))
@@ -98,4 +101,35 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 func suspended(c fosite.Client) bool {
 	k, ok := c.(*Client)
 	return !ok || k.Suspended()
+}
+
+// prefetchIntrospected reads the introspected access token first, when the
+// request authenticates with HTTP Basic: the token's row comes with its
+// client's registration (getToken), and a client introspecting its own
+// token (the only kind of answer that can be active) is then authenticated
+// against that row, secret checked as always, and fosite's read of the
+// token uses the same row. One read by primary key answers the request
+// instead of two; both rows are read live, in this request, so a
+// revocation or suspension shows as before. Anything else (another
+// client's token, a refresh token, an unknown token, a failed read) goes
+// the usual way, and the usual reads say what is wrong.
+func (p *Provider) prefetchIntrospected(ctx context.Context, r *http.Request) context.Context {
+	token := r.PostForm.Get("token")
+	rawID, _, basic := r.BasicAuth()
+	if !basic || token == "" || fosite.TokenUse(r.PostForm.Get("token_type_hint")) == fosite.RefreshToken {
+		return ctx
+	}
+	sig := p.strategy.AccessTokenSignature(ctx, token)
+	if sig == "" {
+		return ctx
+	}
+	row, err := p.store.getToken(ctx, kindAccess, sig)
+	if err != nil {
+		return ctx
+	}
+	ctx = withTokenRow(ctx, kindAccess, sig, row)
+	if id, err := url.QueryUnescape(rawID); err == nil && id == row.Client.ID {
+		ctx = withClientRow(ctx, row.Client)
+	}
+	return ctx
 }

@@ -66,6 +66,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 		return
 	}
 	exactLifetime(ar, sess)
+	var issued *issueEvent // the token.issued event committed with the token row, if any
 	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
 		// RFC 6749 §3.3: no scope asked means the client's registered ones.
 		scopes := ar.GetRequestedScopes()
@@ -75,6 +76,8 @@ func (p *Provider) handleToken(c *gin.Context) {
 		for _, s := range scopes {
 			ar.GrantScope(s)
 		}
+		ctx, issued = p.withIssueEvent(ctx, Event{Type: EventTokenIssued, ClientID: ar.GetClient().GetID(),
+			CustomerID: sess.Subject, GrantID: sess.GrantID, Purpose: sess.Purpose, Scopes: ar.GetGrantedScopes()})
 	} else if err := p.checkGrantLive(ctx, ar, sess); err != nil {
 		p.writeTokenError(ctx, w, ar, err)
 		return
@@ -104,7 +107,9 @@ func (p *Provider) handleToken(c *gin.Context) {
 	if ar.GetGrantTypes().ExactOne(GrantRefreshToken) {
 		ev.Type = EventTokenRefreshed
 	}
-	p.emit(ctx, ev)
+	if issued == nil || !issued.recorded {
+		p.emit(ctx, ev)
+	}
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
 

@@ -18,6 +18,9 @@ type tokenInsert struct {
 
 const tokenInsertColumns = "kind, signature_hash, request_id, client_id, subject, active, requested_at, expires_at, request_data, access_signature_hash"
 
+// tokenInsertColumnList is tokenInsertColumns as a list (EventRows).
+var tokenInsertColumnList = strings.Split(strings.ReplaceAll(tokenInsertColumns, " ", ""), ",")
+
 // tokenBatcher group-commits the token rows that are written outside a
 // fosite transaction (client_credentials access tokens, authorization
 // codes, PKCE requests): concurrent requests' rows go into the database in

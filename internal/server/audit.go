@@ -130,3 +130,30 @@ func (a *auditLog) collectors() []prometheus.Collector {
 		}, func() float64 { return float64(a.lost.Load()) }),
 	}
 }
+
+// appendWither is a recorder that commits an event with the rows it
+// records (audit.Writer.AppendWith).
+type appendWither interface {
+	AppendWith(ctx context.Context, ev audit.Event, with audit.Rows) (audit.Event, error)
+}
+
+// OAuthEventWith implements oauth.TxEventSink: the token endpoint's
+// token.issued event and the token row commit in one transaction of the
+// group-commit writer, so a client_credentials token costs one commit, not
+// a token commit and then an event commit; and no token exists without its
+// event. A recorder that cannot (Options.AuditRecorder) says so, and the
+// provider writes the two apart as before.
+func (a *auditLog) OAuthEventWith(ctx context.Context, e oauth.Event, rows oauth.EventRows) (bool, error) {
+	aw, ok := a.recorder.(appendWither)
+	if !ok {
+		return false, nil
+	}
+	ev := audit.Event{
+		Type: audit.Type(e.Type), Outcome: audit.Outcome(e.Outcome), Reason: e.Reason, InteractionID: httpapi.InteractionID(ctx),
+		ClientID: e.ClientID, CustomerID: e.CustomerID, GrantID: e.GrantID, Purpose: e.Purpose, Scopes: e.Scopes,
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oauthEventTimeout)
+	defer cancel()
+	_, err := aw.AppendWith(ctx, ev, audit.Rows{Table: rows.Table, Columns: rows.Columns, Values: rows.Values})
+	return true, err
+}

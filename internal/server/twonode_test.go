@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -11,7 +12,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,7 +167,15 @@ func TestTwoNodeRevocation(t *testing.T) {
 					t.Fatalf("other node before revocation, call %d: %d %s", i, r.StatusCode, r.Body)
 				}
 			}
+			// Under load: clients keep calling the other node with the token
+			// (data calls and introspection) while it is revoked; every call
+			// that starts after the revocation returned must be refused.
+			load := loadToken(t, c.otherOn, tok.AccessToken)
+			time.Sleep(200 * time.Millisecond)
 			c.revoke(t, c.issueOn, tok)
+			load.revokedAt(time.Now())
+			time.Sleep(300 * time.Millisecond)
+			load.check(t)
 			start := time.Now()
 			r := c.otherOn.Get(t, "/v1/accounts", tok.AccessToken)
 			if r.StatusCode != http.StatusUnauthorized {
@@ -178,4 +189,101 @@ func TestTwoNodeRevocation(t *testing.T) {
 				strconv.FormatInt(time.Since(start).Milliseconds(), 10)+" ms")
 		})
 	}
+}
+
+// tokenLoad is concurrent clients using one access token on one node, each
+// call alternately a data call and an introspection, until check.
+type tokenLoad struct {
+	stop    atomic.Bool
+	revoked atomic.Int64 // unix nanos when the revocation returned; 0 before
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	before  int      // calls answered as live before the revocation
+	after   int      // calls started after it
+	wrong   []string // calls started after it that were answered as live
+	failed  []string // transport failures and unexpected statuses
+}
+
+// loadToken starts 8 clients on s with token; the token must be live.
+func loadToken(t *testing.T, s *testutil.Server, token string) *tokenLoad {
+	t.Helper()
+	l := &tokenLoad{}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := range 8 {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; !l.stop.Load(); i++ {
+				started := time.Now().UnixNano()
+				live, what, err := tokenCall(client, s.URL, token, (i+w)%2 == 0)
+				l.mu.Lock()
+				switch rev := l.revoked.Load(); {
+				case err != nil:
+					l.failed = append(l.failed, err.Error())
+				case rev != 0 && started > rev:
+					l.after++
+					if live {
+						l.wrong = append(l.wrong, what)
+					}
+				case live:
+					l.before++
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// revokedAt notes when the revocation returned.
+func (l *tokenLoad) revokedAt(at time.Time) { l.revoked.Store(at.UnixNano()) }
+
+// check stops the load and fails on any call answered as live after the
+// revocation.
+func (l *tokenLoad) check(t *testing.T) {
+	t.Helper()
+	l.stop.Store(true)
+	l.wg.Wait()
+	if len(l.failed) > 0 {
+		t.Errorf("%d calls failed, first: %s", len(l.failed), l.failed[0])
+	}
+	if l.before == 0 || l.after == 0 {
+		t.Errorf("the load did not straddle the revocation: %d live calls before, %d calls after", l.before, l.after)
+	}
+	if len(l.wrong) > 0 {
+		t.Errorf("%d of %d calls started after the revocation were answered as live, first: %s", len(l.wrong), l.after, l.wrong[0])
+	}
+	t.Logf("under load: %d live calls before the revocation, %d after it, all refused", l.before, l.after)
+}
+
+// tokenCall makes one data call (data) or one introspection with token at
+// base and reports whether the token was answered as live.
+func tokenCall(client *http.Client, base, token string, data bool) (live bool, what string, err error) {
+	var req *http.Request
+	if data {
+		req, _ = http.NewRequest(http.MethodGet, base+"/v1/accounts", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("x-fapi-customer-ip-address", "203.0.113.7")
+	} else {
+		req, _ = http.NewRequest(http.MethodPost, base+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.SetBasicAuth(testutil.DemoClientID, testutil.DemoClientSecret)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, "", err
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body) // a short body fails the checks below
+	switch {
+	case data && resp.StatusCode == http.StatusOK:
+		return true, "GET /v1/accounts: 200", nil
+	case data && resp.StatusCode == http.StatusUnauthorized:
+		return false, "", nil
+	case !data && resp.StatusCode == http.StatusOK:
+		live := strings.Contains(body.String(), `"active":true`)
+		return live, "introspection: " + body.String(), nil
+	}
+	return false, "", errors.New(req.URL.Path + ": " + strconv.Itoa(resp.StatusCode) + " " + body.String())
 }
