@@ -195,11 +195,11 @@ func pgInt(fd pgconn.FieldDescription, b []byte) (int64, error) {
 	if fd.Format == pgx.BinaryFormatCode {
 		switch len(b) {
 		case 8:
-			return int64(binary.BigEndian.Uint64(b)), nil
+			return int64(binary.BigEndian.Uint64(b)), nil // #nosec G115 -- the wire format is two's complement: reinterpreting the bits is the decoding
 		case 4:
-			return int64(int32(binary.BigEndian.Uint32(b))), nil
+			return int64(int32(binary.BigEndian.Uint32(b))), nil // #nosec G115 -- the wire format is two's complement: reinterpreting the bits is the decoding
 		case 2:
-			return int64(int16(binary.BigEndian.Uint16(b))), nil
+			return int64(int16(binary.BigEndian.Uint16(b))), nil // #nosec G115 -- the wire format is two's complement: reinterpreting the bits is the decoding
 		}
 		return 0, fmt.Errorf("column %s: %d bytes is not a binary integer", fd.Name, len(b))
 	}
