@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -116,28 +115,35 @@ func TestSQLiteStatements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer outer.Close()
+	inner := func(v string) []string { // the same query while outer is open
+		rows, err := conn.QueryContext(ctx, q, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var w string
+			if err := rows.Scan(&w); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v+w)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
 	var pairs []string
 	for outer.Next() {
 		var v string
 		if err := outer.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		inner, err := conn.QueryContext(ctx, q, 2) // the same query while outer is open
-		if err != nil {
-			t.Fatal(err)
-		}
-		for inner.Next() {
-			var w string
-			if err := inner.Scan(&w); err != nil {
-				t.Fatal(err)
-			}
-			pairs = append(pairs, v+w)
-		}
-		if err := inner.Close(); err != nil {
-			t.Fatal(err)
-		}
+		pairs = append(pairs, inner(v)...)
 	}
-	if err := errors.Join(outer.Err(), outer.Close()); err != nil {
+	if err := outer.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(pairs) != "[v0v2 v1v2 v2v2]" {
