@@ -141,6 +141,19 @@ func (q sqlQuerier) claim(args ...any) (map[string]*int64, error) {
 		return nil, err
 	}
 	defer rows.Close()
+	return scanClaims(rows)
+}
+
+// claimRows is what scanClaims reads: database/sql's and pgx's rows alike.
+type claimRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanClaims reads pgClaimIDs' rows: the stored key of each id that
+// existed before the claim.
+func scanClaims(rows claimRows) (map[string]*int64, error) {
 	out := map[string]*int64{}
 	for rows.Next() {
 		var (
@@ -174,21 +187,7 @@ func (q pgxQuerier) claim(args ...any) (map[string]*int64, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]*int64{}
-	for rows.Next() {
-		var (
-			id      string
-			at      int64
-			existed bool
-		)
-		if err := rows.Scan(&id, &at, &existed); err != nil {
-			return nil, err
-		}
-		if existed {
-			out[id] = &at
-		}
-	}
-	return out, rows.Err()
+	return scanClaims(rows)
 }
 
 func (q pgxQuerier) count(s string, args ...any) (n int64, err error) {
