@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,21 +49,8 @@ func chaos(t *testing.T, d store.Dialect, kills int) {
 	keys := audit.NewSigner([]byte(testutil.TestSecret)).KeySet()
 	setupProvider(t, load)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	worker := func(pause time.Duration, fn func()) {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				fn()
-				time.Sleep(pause)
-			}
-		})
-	}
+	workers := newLoadWorkers()
+	worker := workers.run
 	for range 3 {
 		worker(2*time.Millisecond, load.dataCall)
 	}
@@ -98,8 +84,7 @@ func chaos(t *testing.T, d store.Dialect, kills int) {
 		load.base.Store(&base)
 		checkRevoked(t, load)
 	}
-	close(stop)
-	wg.Wait()
+	workers.halt()
 	checked = chaosChecks(t, db, keys, load, checked)
 	load.mu.Lock()
 	defer load.mu.Unlock()

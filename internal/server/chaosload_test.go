@@ -410,11 +410,17 @@ func (l *chaosLoad) providerBatch(token string, start time.Time) int {
 	if b := l.base.Load(); b == nil || *b == "" {
 		return 0 // the node is down: nothing sent
 	}
-	k := int(l.batchNo.Add(1))
+	return l.postBatch(token, int(l.batchNo.Add(1)), start, "Chaos Shop")
+}
+
+// postBatch posts batch k, chaosBatchSize booked transactions at one time,
+// recording in l.batches whether it was acknowledged; it returns the
+// status (0 when no node answered).
+func (l *chaosLoad) postBatch(token string, k int, at time.Time, merchant string) int {
 	var recs []string
 	for i := range chaosBatchSize {
-		recs = append(recs, fmt.Sprintf(`{"id":"chaos-b%d-%d","account_id":"chaos-a","status":"booked","transacted_at":%q,"booked_at":%q,"amount":"-1.%02d","currency":"USD","merchant_name":"Chaos Shop"}`,
-			k, i, start.Format(time.RFC3339), start.Format(time.RFC3339), i))
+		recs = append(recs, fmt.Sprintf(`{"id":"chaos-b%d-%d","account_id":"chaos-a","status":"booked","transacted_at":%q,"booked_at":%q,"amount":"-1.%02d","currency":"USD","merchant_name":%q}`,
+			k, i, at.Format(time.RFC3339), at.Format(time.RFC3339), i, merchant))
 	}
 	l.mu.Lock()
 	l.batches[k] = false
@@ -504,4 +510,33 @@ func chaosChecks(t *testing.T, db *store.DB, keys *jose.JSONWebKeySet, load *cha
 		}
 	}
 	return from + len(served)
+}
+
+// loadWorkers run the load's calls in loops until halted.
+type loadWorkers struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newLoadWorkers() *loadWorkers { return &loadWorkers{stop: make(chan struct{})} }
+
+// run calls fn again and again, pause apart, until halt.
+func (w *loadWorkers) run(pause time.Duration, fn func()) {
+	w.wg.Go(func() {
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			fn()
+			time.Sleep(pause)
+		}
+	})
+}
+
+// halt stops every loop and waits for the calls under way.
+func (w *loadWorkers) halt() {
+	close(w.stop)
+	w.wg.Wait()
 }

@@ -114,21 +114,8 @@ func TestCluster(t *testing.T) {
 	}
 	t.Logf("setup done at %s", time.Since(t0).Round(time.Second))
 	// The load.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	worker := func(pause time.Duration, fn func()) {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				fn()
-				time.Sleep(pause)
-			}
-		})
-	}
+	workers := newLoadWorkers()
+	worker := workers.run
 	var (
 		watchMu  sync.Mutex
 		watched  []watchedCall // every call with the revoked grant's or the suspended app's token
@@ -268,8 +255,7 @@ func TestCluster(t *testing.T) {
 	c.script(t, "stop-replica")
 	replicaStoppedAt := time.Now()
 	step(8*time.Second, "stopping the load")
-	close(stop)
-	wg.Wait()
+	workers.halt()
 	loadTime := time.Since(began)
 
 	// No grant served after its revocation, no app after its suspension.
@@ -455,24 +441,7 @@ func clusterRead(l *chaosLoad) {
 // load.batches like the chaos test's batches; a batch a node did not
 // answer was sent to the next node (the same ids: ingestion is idempotent).
 func clusterBatch(l *chaosLoad, token string, k int, at time.Time) int {
-	var recs []string
-	for i := range clusterBatchSize {
-		recs = append(recs, fmt.Sprintf(`{"id":"chaos-b%d-%d","account_id":"chaos-a","status":"booked","transacted_at":%q,"booked_at":%q,"amount":"-1.%02d","currency":"USD","merchant_name":"Cluster Shop"}`,
-			k, i, at.Format(time.RFC3339), at.Format(time.RFC3339), i))
-	}
-	l.mu.Lock()
-	l.batches[k] = false
-	l.mu.Unlock()
-	resp, _, err := l.do(chaosClient, http.MethodPost, "/v1/provider/transactions", strings.NewReader(`{"records":[`+strings.Join(recs, ",")+`]}`),
-		"Content-Type", "application/json", "Authorization", "Bearer "+token)
-	if err != nil {
-		return 0
-	}
-	l.mu.Lock()
-	l.batches[k] = resp.StatusCode == http.StatusOK
-	l.counts[fmt.Sprintf("batch %d", resp.StatusCode)]++
-	l.mu.Unlock()
-	return resp.StatusCode
+	return l.postBatch(token, k, at, "Cluster Shop")
 }
 
 // clusterTransactions reads every transaction of the account from base on,

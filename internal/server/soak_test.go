@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,20 +80,8 @@ func TestSoak(t *testing.T) {
 	load.base.Store(&base)
 	setupProvider(t, load)
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	worker := func(pause time.Duration, fn func()) {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(pause):
-				}
-				fn()
-			}
-		})
-	}
+	workers := newLoadWorkers()
+	worker := workers.run
 	for range 3 { // a steady few hundred requests a second: a soak, not a benchmark
 		worker(5*time.Millisecond, load.dataCall)
 	}
@@ -128,8 +115,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	last, err := readVitals(base) // still under the same load as the first reading
-	close(stop)
-	wg.Wait()
+	workers.halt()
 	if err != nil {
 		t.Fatal(err)
 	}
