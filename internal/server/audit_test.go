@@ -21,7 +21,7 @@ import (
 )
 
 // cardAccount is the id of alice's credit card in the consent of tok.
-func cardAccount(t *testing.T, s *testutil.Server, token string) string {
+func cardAccount(t testing.TB, s *testutil.Server, token string) string {
 	t.Helper()
 	var accts struct {
 		Data []account `json:"data"`

@@ -21,16 +21,7 @@ func BenchmarkGatedPage(b *testing.B) {
 		b.Run(string(d), func(b *testing.B) {
 			s := testutil.Start(b, d, testutil.Options{})
 			tok := s.Authorize(b, testutil.DemoFlow())
-			var accts struct {
-				Data []account `json:"data"`
-			}
-			s.Get(b, "/v1/accounts", tok.AccessToken).JSON(b, &accts)
-			var card string
-			for _, a := range accts.Data {
-				if a.Type == "credit_card" {
-					card = a.AccountID
-				}
-			}
+			card := cardAccount(b, s, tok.AccessToken)
 			path := "/v1/accounts/" + card + "/transactions?limit=100"
 			h := s.Node.Handler()
 			b.SetParallelism(25) // 50 goroutines on 2 cores, as make bench's 50 connections

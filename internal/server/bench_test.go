@@ -49,16 +49,7 @@ func BenchmarkAuditGate(b *testing.B) {
 			dbURL := testdb.URL(b, d)
 			gated := testutil.Start(b, d, testutil.Options{DatabaseURL: dbURL})
 			tok := gated.Authorize(b, testutil.DemoFlow())
-			var accts struct {
-				Data []account `json:"data"`
-			}
-			gated.Get(b, "/v1/accounts", tok.AccessToken).JSON(b, &accts)
-			var card string
-			for _, a := range accts.Data {
-				if a.Type == "credit_card" {
-					card = a.AccountID
-				}
-			}
+			card := cardAccount(b, gated, tok.AccessToken)
 			ungated, _ := startNode(b, dbURL, server.Options{AuditRecorder: nopRecorder{}})
 			path := "/v1/accounts/" + card + "/transactions?limit=50"
 
