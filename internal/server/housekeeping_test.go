@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -98,4 +99,48 @@ func TestHousekeeping(t *testing.T) {
 			t.Errorf("webhook deliveries after housekeeping: %v, want the pending and the recent one", left)
 		}
 	})
+}
+
+// TestPlannerStatsFollowGrowth: when the token table outgrows the
+// statistics its cached plans were costed on, the node analyzes it within
+// a few seconds (store.RefreshGrownStats), so no pooled connection keeps
+// scanning it as the tiny table it was.
+func TestPlannerStatsFollowGrowth(t *testing.T) {
+	s := testutil.Start(t, store.Postgres, testutil.Options{})
+	ctx := context.Background()
+	// One connection, kept busy as a loaded node's are: a backend reports
+	// its row counts at the end of a transaction at most once a second
+	// (an idle one only after ten).
+	conn, err := s.DB.SQL().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tuples := func() float64 {
+		t.Helper()
+		var n float64
+		if err := conn.QueryRowContext(ctx, `SELECT reltuples FROM pg_class WHERE relname = 'oauth_tokens'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := conn.ExecContext(ctx, `ANALYZE oauth_tokens`); err != nil {
+		t.Fatal(err)
+	}
+	before := tuples()
+	if _, err := conn.ExecContext(ctx, `INSERT INTO oauth_tokens (kind, signature_hash, request_id, client_id, subject, active,
+		requested_at, expires_at, request_data) SELECT 'access_token', md5(i::text), 'r' || i, 'demo-pfm', '', true, 0, 0, '{}'
+		FROM generate_series(1, 5000) i`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		if n := tuples(); n >= before+5000 {
+			t.Logf("analyzed %v after the rows committed", time.Since(start).Round(time.Millisecond))
+			return
+		} else if time.Since(start) > 8*time.Second {
+			t.Fatalf("oauth_tokens grew by 5,000 rows from %v, and 8 s later its statistics still say %v", before, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

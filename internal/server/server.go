@@ -293,6 +293,8 @@ func (s *Server) sweep(ctx context.Context) {
 	defer close(s.bg)
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
+	stats := time.NewTicker(statsInterval)
+	defer stats.Stop()
 	for {
 		if due, err := s.consents.ExpireDue(ctx, s.now()); err != nil && ctx.Err() == nil {
 			s.log.Warn("consent expiry sweep failed", "err", err)
@@ -308,11 +310,31 @@ func (s *Server) sweep(ctx context.Context) {
 		if err := s.limiter.Prune(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("rate limit window prune failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-stats.C:
+				s.refreshStats(ctx)
+			case <-t.C:
+				waiting = false
+			}
 		}
+	}
+}
+
+// statsInterval is how often a node looks for tables that have outgrown
+// their planner statistics (store.RefreshGrownStats): the longest a cached
+// plan made for a tiny table can outlive its growth.
+const statsInterval = 2 * time.Second
+
+// refreshStats analyzes the tables that have outgrown their statistics.
+func (s *Server) refreshStats(ctx context.Context) {
+	grown, err := s.db.RefreshGrownStats(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("planner statistics refresh failed", "err", err)
+	} else if len(grown) > 0 {
+		s.log.Info("planner statistics refreshed", "tables", grown)
 	}
 }
 
