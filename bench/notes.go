@@ -28,9 +28,12 @@ const staticNotes = `## What the measured paths do
   hundredfold in seconds; until autovacuum next analyzes it (within a minute) a plan made while the table
   was tiny scans it sequentially, and the gated page at 500 req/s went from a 2 ms to a 80–130 ms median.
   ` + "`plan_cache_mode=force_custom_plan`" + ` cured it but cost 30% of gated throughput, so the benchmark measures the
-  open loop before the token endpoint instead; in service, a table's size changes far more slowly than
-  autovacuum analyzes it. ` + "`consentgate import`" + ` and ` + "`demo seed`" + ` analyze the database when they finish, which
-  also makes running servers replan at once.
+  open loop before the token endpoint instead. Since then every node analyzes the tables that each
+  authenticated request reads by key once their live rows have more than doubled since their statistics
+  (looked at every 2 s, ` + "`store.RefreshGrownStats`" + `; docs/operations.md, Housekeeping), which replans them on
+  every connection: introspection, measured right after the token endpoint, no longer meets the stale plan.
+  ` + "`consentgate import`" + ` and ` + "`demo seed`" + ` analyze the database when they finish, which also makes running servers
+  replan at once.
 - **Hot reads skip the ORM.** The page query, the account and balance reads, the token check and the consent
   load go straight through database/sql and scan into typed variables; gorm's statement builder and
   reflective scanning cost more than the database on a page of 100 rows.
@@ -40,7 +43,12 @@ const staticNotes = `## What the measured paths do
   its ` + "`token.issued`" + ` audit event are written in one transaction of the audit writer's group commit
   (` + "`audit.Writer.AppendWith`" + `): a token is never handed out before it and its event are durable, and concurrent
   requests share one commit (on SQLite every commit holds the single write lock through an fsync). Before
-  issue 18 the token row had a group commit of its own and the event a second one after it.
+  issue 18 the token row had a group commit of its own and the event a second one after it. The request's
+  id (the row's request_id) and the event's id are time-ordered UUIDv7s, so their indexes grow at one edge
+  instead of dirtying a random page (a WAL frame on SQLite, a full-page image after a checkpoint on
+  PostgreSQL) per token; SQLite keeps its statement journals in memory (` + "`temp_store=memory`" + `); and the grant
+  runs on a fosite composed with its handler alone, so no other grant's handler builds a stack-traced "not
+  mine" error for it.
 - **Introspection** (` + "`POST /oauth2/introspect`" + `) reads the introspected token first: its row comes with the
   client's registration and the consent (the token check's one read), and a client introspecting its own
   token is authenticated against that client row (its secret checked as always). One read by primary key

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/consentgate/consentgate/internal/apperr"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil/testdb"
@@ -29,6 +31,10 @@ func TestAppendThenIntegrate(t *testing.T) {
 			}
 			if got.Seq != 0 || got.Hash != "" || len(got.EventID) != 36 {
 				t.Fatalf("Append #%d = seq %d hash %q id %q: a position before integration", i, got.Seq, got.Hash, got.EventID)
+			}
+			// Time-ordered ids keep event_id's index appending at its edge.
+			if id, err := uuid.Parse(got.EventID); err != nil || id.Version() != 7 || (i > 0 && got.EventID <= acked[i-1].EventID) {
+				t.Fatalf("Append #%d id %q: want UUIDv7 ids in increasing order", i, got.EventID)
 			}
 			acked = append(acked, got)
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/consentgate/consentgate/internal/consent"
 )
 
@@ -482,6 +484,18 @@ func TestClientCredentials(t *testing.T) {
 		in := e.introspect(auditorID, auditorSec, tk.AccessToken)
 		if in["active"] != true || in["grant_id"] != nil || in["sub"] != nil {
 			t.Errorf("introspection %v", in)
+		}
+	}
+	// Each client_credentials token is a request of its own, with a
+	// time-ordered id (its index grows at the edge), never shown to clients.
+	var ids []string
+	if err := e.p.store.db.Raw(`SELECT request_id FROM oauth_tokens WHERE client_id = ? AND kind = 'access_token' ORDER BY requested_at, request_id`,
+		auditorID).Scan(&ids).Error; err != nil || len(ids) != 2 || ids[0] == ids[1] {
+		t.Fatalf("request ids %v, %v: want two", ids, err)
+	}
+	for _, id := range ids {
+		if u, err := uuid.Parse(id); err != nil || u.Version() != 7 {
+			t.Errorf("request id %q: want a UUIDv7", id)
 		}
 	}
 	wantOAuthError(t, e.post("/oauth2/token", auditorID, auditorSec, url.Values{"grant_type": {"client_credentials"}, "scope": {"accounts:read"}}),

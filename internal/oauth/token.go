@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"github.com/ory/fosite"
 
 	"github.com/consentgate/consentgate/internal/consent"
@@ -50,7 +51,11 @@ func (p *Provider) handleToken(c *gin.Context) {
 		p.writeTokenError(ctx, w, nil, p.serverError(ctx, "token: lookup", err))
 		return
 	}
-	ar, err := p.oauth.NewAccessRequest(ctx, r, &Session{})
+	f := p.oauth
+	if r.PostForm.Get("grant_type") == GrantClientCredentials {
+		f = p.credentials // the one handler this grant needs
+	}
+	ar, err := f.NewAccessRequest(ctx, r, &Session{})
 	if err != nil {
 		err = p.replayed(ctx, prior, r.PostForm.Get("grant_type"), r.PostForm, err)
 		p.writeTokenError(ctx, w, ar, err)
@@ -68,6 +73,13 @@ func (p *Provider) handleToken(c *gin.Context) {
 	exactLifetime(ar, sess)
 	var issued *issueEvent // the token.issued event committed with the token row, if any
 	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
+		// A client_credentials request starts a grant of its own: its id,
+		// the token row's request_id, is time-ordered (UUIDv7) rather than
+		// fosite's random one, so that oauth_tokens_request_idx grows at its
+		// edge instead of touching a random page per token.
+		if r, ok := ar.(*fosite.AccessRequest); ok {
+			r.ID = uuid.Must(uuid.NewV7()).String()
+		}
 		// RFC 6749 §3.3: no scope asked means the client's registered ones.
 		scopes := ar.GetRequestedScopes()
 		if len(scopes) == 0 {
@@ -82,7 +94,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
-	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	resp, err := f.NewAccessResponse(ctx, ar)
 	if err != nil {
 		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 			// Lost the race for the code to a concurrent redemption, which
@@ -110,7 +122,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 	if issued == nil || !issued.recorded {
 		p.emit(ctx, ev)
 	}
-	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+	f.WriteAccessResponse(ctx, w, ar, resp)
 }
 
 // tokenClient authenticates the client of a token request and checks its

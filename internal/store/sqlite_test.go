@@ -25,7 +25,7 @@ func TestSQLiteParams(t *testing.T) {
 }
 
 func TestSQLiteDSN(t *testing.T) {
-	const settings = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate"
+	const settings = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_pragma=temp_store(memory)&_txlock=immediate"
 	for _, c := range []struct{ in, want string }{
 		{"consentgate.db", "file:consentgate.db?" + settings},
 		{"/tmp/a#b%c.db", "file:/tmp/a%23b%25c.db?" + settings},
@@ -49,11 +49,11 @@ func openTestSQLite(t *testing.T, name string, maxOpen int) *DB {
 }
 
 // TestSQLiteSettings: every connection runs in WAL mode with foreign keys,
-// synchronous=FULL and the busy timeout, whatever the path looks like.
+// synchronous=FULL, temporary files in memory and the busy timeout, whatever the path looks like.
 func TestSQLiteSettings(t *testing.T) {
 	db := openTestSQLite(t, "odd #name% .db", 1)
 	for pragma, want := range map[string]string{
-		"journal_mode": "wal", "foreign_keys": "1", "synchronous": "2", "busy_timeout": "10000",
+		"journal_mode": "wal", "foreign_keys": "1", "synchronous": "2", "busy_timeout": "10000", "temp_store": "2",
 	} {
 		var got string
 		if err := db.SQL().QueryRow("PRAGMA " + pragma).Scan(&got); err != nil || got != want {
