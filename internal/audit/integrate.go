@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -197,12 +198,25 @@ func readPending(tx *gorm.DB) ([]int64, []Event, error) {
 // deletePending removes integrated events from audit_pending (its trigger
 // refuses to remove one that is not in audit_events).
 func deletePending(tx *gorm.DB, ids []int64) error {
-	res := tx.Exec(`DELETE FROM audit_pending WHERE id IN ?`, ids)
-	if res.Error != nil {
-		return fmt.Errorf("delete integrated audit events: %w", res.Error)
+	var (
+		n   int64
+		err error
+	)
+	if tx.Dialector.Name() == "postgres" {
+		// One array parameter: the same statement whatever the count.
+		var res sql.Result
+		if res, err = tx.Statement.ConnPool.ExecContext(tx.Statement.Context, `DELETE FROM audit_pending WHERE id = ANY($1::bigint[])`, ids); err == nil {
+			n, err = res.RowsAffected()
+		}
+	} else {
+		res := tx.Exec(`DELETE FROM audit_pending WHERE id IN ?`, ids)
+		n, err = res.RowsAffected, res.Error
 	}
-	if res.RowsAffected != int64(len(ids)) {
-		return fmt.Errorf("delete integrated audit events: %d of %d rows", res.RowsAffected, len(ids))
+	if err != nil {
+		return fmt.Errorf("delete integrated audit events: %w", err)
+	}
+	if n != int64(len(ids)) {
+		return fmt.Errorf("delete integrated audit events: %d of %d rows", n, len(ids))
 	}
 	return nil
 }

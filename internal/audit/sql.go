@@ -123,6 +123,9 @@ func appendBatchAt(tx *gorm.DB, d store.Dialect, evs []Event, now time.Time) err
 	}
 	loggedAt := max(store.Micros(now), lastLogged)
 	step := rowsPerInsert(d)
+	if d == store.Postgres {
+		step = len(evs) // one statement of arrays (insertEventsPG)
+	}
 	for start := 0; start < len(evs); start += step {
 		if err := insertLogged(tx, d, evs[start:min(start+step, len(evs))], loggedAt); err != nil {
 			return err
@@ -169,8 +172,40 @@ func insertLogged(tx *gorm.DB, d store.Dialect, evs []Event, loggedAt int64) err
 	return insertEvents(tx, evs, loggedAt)
 }
 
+// insertEventsPG writes evs with one INSERT over unnest of one array a
+// column: the same statement text whatever the batch's size (parsed once a
+// connection) and 19 parameters to bind instead of 19 a row.
+func insertEventsPG(tx *gorm.DB, evs []Event, loggedAt int64) error {
+	var (
+		seqs, occurred                                  = make([]int64, len(evs)), make([]int64, len(evs))
+		status                                          = make([]int32, len(evs))
+		ids, types, outcomes, reasons, clients, custs   = make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
+		grants, accts, methods, paths, purposes, scopes = make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
+		interactions, prevs, hashes                     = make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
+	)
+	for i := range evs {
+		e := &evs[i]
+		seqs[i], ids[i], occurred[i], types[i], outcomes[i] = e.Seq, e.EventID, store.Micros(e.OccurredAt), string(e.Type), string(e.Outcome)
+		reasons[i], clients[i], custs[i], grants[i], accts[i] = e.Reason, e.ClientID, e.CustomerID, e.GrantID, e.AccountID
+		methods[i], paths[i], status[i], purposes[i], scopes[i] = e.Method, e.Path, int32(e.Status), e.Purpose, strings.Join(e.Scopes, " ") // #nosec G115 -- an HTTP status
+		interactions[i], prevs[i], hashes[i] = e.InteractionID, e.PrevHash, e.Hash
+	}
+	const q = `INSERT INTO audit_events (` + eventColumns + `, logged_at)
+		SELECT u.*, $19::bigint FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::text[], $15::text[], $16::text[],
+			$17::text[], $18::text[]) AS u`
+	if _, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q, seqs, ids, occurred, types, outcomes, reasons, clients,
+		custs, grants, accts, methods, paths, status, purposes, scopes, interactions, prevs, hashes, loggedAt); err != nil {
+		return fmt.Errorf("insert audit events: %w", err)
+	}
+	return nil
+}
+
 // insertEvents writes evs with one multi-row INSERT, all with logged_at.
 func insertEvents(tx *gorm.DB, evs []Event, loggedAt int64) error {
+	if tx.Dialector.Name() == "postgres" {
+		return insertEventsPG(tx, evs, loggedAt)
+	}
 	var sb strings.Builder
 	sb.Grow(64 + len(evs)*(2*nColumns+3))
 	sb.WriteString(`INSERT INTO audit_events (` + eventColumns + `, logged_at) VALUES `)
