@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,7 +155,9 @@ func benchDialect(t *testing.T, cfg Config, rep *Report, ref *Reference, d store
 	// first sync of its whole history, and an incremental sync of 100
 	// changes numbered after a cursor; a whole first sync is timed once.
 	for _, s := range sites {
-		prepareSync(t, s, rep, string(d))
+		if cfg.measures(EpSyncFirst) || cfg.measures(EpSyncIncr) {
+			prepareSync(t, s, rep, string(d))
+		}
 	}
 	syncPath := func(s *site) string { return s.srv.URL + "/v1/accounts/" + measuredAccount + "/transactions/sync?" }
 	m.group(sites,
@@ -164,8 +167,11 @@ func benchDialect(t *testing.T, cfg Config, rep *Report, ref *Reference, d store
 			return vegeta.Target{Method: http.MethodGet, URL: syncPath(s) + url.Values{"count": {"500"}, "cursor": {s.syncCursor}}.Encode(),
 				Header: http.Header{"Authorization": {"Bearer " + s.syncToken}, "X-Fapi-Customer-Ip-Address": {customerIP}}}
 		})})
-	if d == store.Postgres {
+	if d == store.Postgres && (cfg.measures(EpReplicaPage) || cfg.measures(EpPrimaryPage)) {
 		benchReplica(t, cfg, rep, m)
+	}
+	if !cfg.measures(EpIngest) {
+		return
 	}
 	// Ingestion last: the rows it adds come after every read measurement.
 	for _, s := range sites {
@@ -430,6 +436,14 @@ func (m *measurer) run(ep endpoint, size int, target vegeta.Targeter, d time.Dur
 // …), so that drift on the machine hits every endpoint and every size
 // alike.
 func (m *measurer) group(sites []*site, eps ...endpoint) {
+	// BENCH_ONLY: the reference's rows come with the row they are compared with.
+	eps = slices.DeleteFunc(eps, func(ep endpoint) bool {
+		return !m.cfg.measures(ep.name) && !(ep.name == EpRefToken && m.cfg.measures(EpToken)) &&
+			!(ep.name == EpRefIntrospect && m.cfg.measures(EpIntrospect))
+	})
+	if len(eps) == 0 {
+		return
+	}
 	type cell struct {
 		s      *site
 		ep     endpoint

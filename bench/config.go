@@ -17,6 +17,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,16 @@ type Config struct {
 	// make survive a full run. "" appends nothing.
 	NotesFile string
 	Profile   string // BENCH_PROFILE: a directory for CPU profiles of each measured run ("" none)
+	// Only names the endpoints to measure (BENCH_ONLY, e.g. "token
+	// introspect"; the reference's rows come with ours); empty: all. For
+	// quick reduced runs while working on one path: a run with it leaves
+	// the other rows and targets out of its report.
+	Only []string
+}
+
+// measures reports whether the run measures endpoint.
+func (c Config) measures(endpoint string) bool {
+	return len(c.Only) == 0 || slices.Contains(c.Only, endpoint)
 }
 
 // ConfigFromEnv reads the BENCH_* variables, with make bench's defaults.
@@ -97,6 +108,7 @@ func ConfigFromEnv() (Config, error) {
 			*dst = n
 		}
 	}
+	c.Only = strings.Fields(os.Getenv("BENCH_ONLY"))
 	if s := os.Getenv("BENCH_OUT"); s != "" {
 		c.Out = s
 	}
@@ -128,8 +140,12 @@ func (c Config) Command() string {
 	for i, n := range c.Sizes {
 		sizes[i] = strconv.Itoa(n)
 	}
-	return fmt.Sprintf(`make bench BENCH_SIZES="%s" BENCH_DB="%s" BENCH_DURATION=%v BENCH_CONNS=%d BENCH_RATE=%d BENCH_INGEST_CONNS=%d`,
+	cmd := fmt.Sprintf(`make bench BENCH_SIZES="%s" BENCH_DB="%s" BENCH_DURATION=%v BENCH_CONNS=%d BENCH_RATE=%d BENCH_INGEST_CONNS=%d`,
 		strings.Join(sizes, " "), strings.Join(c.DBs, " "), c.Duration, c.Conns, c.Rate, c.IngestConns)
+	if len(c.Only) > 0 {
+		cmd += fmt.Sprintf(` BENCH_ONLY="%s"`, strings.Join(c.Only, " "))
+	}
+	return cmd
 }
 
 // bigAccountsPerCustomer is the generator's expected number of checking
