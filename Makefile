@@ -45,7 +45,8 @@ BENCH_INGEST_CONNS ?= 4
 ## Beside our token endpoint and introspection, the same load on oidc-provider 9.13.3 in memory (issue 18):
 ## bench/oidcprovider/, installed with npm ci when missing, skipped with a loud note without node or npm.
 ## The hand-written part of docs/benchmarks.md is docs/benchmarks-notes.md (BENCH_NOTES), appended as is;
-## BENCH_OUT=DIR writes a reduced run's page elsewhere than docs/.
+## BENCH_OUT=DIR writes a reduced run's page elsewhere than docs/; BENCH_ONLY="token introspect" measures only the
+## endpoints named (the reference's rows come with ours), for a quick look at one path.
 bench:
 	BENCH_SIZES="$(BENCH_SIZES)" BENCH_DB="$(BENCH_DB)" BENCH_DURATION=$(BENCH_DURATION) BENCH_CONNS=$(BENCH_CONNS) \
 		BENCH_RATE=$(BENCH_RATE) BENCH_INGEST_CONNS=$(BENCH_INGEST_CONNS) \
