@@ -54,6 +54,8 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	stop     context.CancelFunc
 	bg       chan struct{}
+	// statsDone is closed when refreshStats has returned.
+	statsDone chan struct{}
 	// replicas serve the data API's account reads (--read-db); nil: none.
 	replicas *replica.Set
 
@@ -264,6 +266,8 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		s.ring.Run(bgCtx, opts.KeyRefresh)
 	}()
 	go s.sweep(bgCtx)
+	s.statsDone = make(chan struct{})
+	go s.refreshStats(bgCtx)
 	s.audit.start(bgCtx)
 	s.webhooks.start(bgCtx)
 	return nil
@@ -293,8 +297,6 @@ func (s *Server) sweep(ctx context.Context) {
 	defer close(s.bg)
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
-	stats := time.NewTicker(statsInterval)
-	defer stats.Stop()
 	for {
 		if due, err := s.consents.ExpireDue(ctx, s.now()); err != nil && ctx.Err() == nil {
 			s.log.Warn("consent expiry sweep failed", "err", err)
@@ -310,15 +312,10 @@ func (s *Server) sweep(ctx context.Context) {
 		if err := s.limiter.Prune(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("rate limit window prune failed", "err", err)
 		}
-		for waiting := true; waiting; {
-			select {
-			case <-ctx.Done():
-				return
-			case <-stats.C:
-				s.refreshStats(ctx)
-			case <-t.C:
-				waiting = false
-			}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -328,13 +325,28 @@ func (s *Server) sweep(ctx context.Context) {
 // plan made for a tiny table can outlive its growth.
 const statsInterval = 2 * time.Second
 
-// refreshStats analyzes the tables that have outgrown their statistics.
+// refreshStats analyzes, every statsInterval until ctx ends, the tables
+// that have outgrown their statistics. A loop of its own: the sweep's
+// first round (partitions to create, rows to expire) can take seconds.
 func (s *Server) refreshStats(ctx context.Context) {
-	grown, err := s.db.RefreshGrownStats(ctx)
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("planner statistics refresh failed", "err", err)
-	} else if len(grown) > 0 {
-		s.log.Info("planner statistics refreshed", "tables", grown)
+	defer close(s.statsDone)
+	if s.db.Dialect != store.Postgres {
+		return
+	}
+	t := time.NewTicker(statsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		grown, err := s.db.RefreshGrownStats(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("planner statistics refresh failed", "err", err)
+		} else if len(grown) > 0 {
+			s.log.Info("planner statistics refreshed", "tables", grown)
+		}
 	}
 }
 
@@ -367,6 +379,7 @@ func (s *Server) Close() error {
 	if s.stop != nil {
 		s.stop()
 		<-s.bg
+		<-s.statsDone
 		<-s.ringDone
 		s.webhooks.wait()
 	}
