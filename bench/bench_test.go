@@ -454,7 +454,9 @@ func (m *measurer) group(sites []*site, eps ...endpoint) {
 	for _, s := range sites {
 		for _, ep := range eps {
 			c := &cell{s: s, ep: ep, target: ep.target(s)}
-			m.run(ep, s.size, c.target, m.cfg.Warmup, false)
+			if m.cfg.Warmup > 0 { // vegeta reads a zero duration as "forever"
+				m.run(ep, s.size, c.target, m.cfg.Warmup, false)
+			}
 			cells = append(cells, c)
 		}
 	}
@@ -474,6 +476,11 @@ func (m *measurer) group(sites []*site, eps ...endpoint) {
 	for _, c := range cells {
 		m.record(c.s.size, c.ep.name, c.sample)
 	}
+}
+
+// measures reports whether the run measures endpoint (BENCH_ONLY).
+func (c Config) measures(endpoint string) bool {
+	return len(c.Only) == 0 || slices.Contains(c.Only, endpoint)
 }
 
 // benchRounds is how many slices each measurement is cut into.

@@ -17,7 +17,6 @@ package bench
 import (
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,11 +58,6 @@ type Config struct {
 	Only []string
 }
 
-// measures reports whether the run measures endpoint.
-func (c Config) measures(endpoint string) bool {
-	return len(c.Only) == 0 || slices.Contains(c.Only, endpoint)
-}
-
 // ConfigFromEnv reads the BENCH_* variables, with make bench's defaults.
 func ConfigFromEnv() (Config, error) {
 	c := Config{
@@ -92,8 +86,10 @@ func ConfigFromEnv() (Config, error) {
 	for name, dst := range map[string]*time.Duration{"BENCH_DURATION": &c.Duration, "BENCH_WARMUP": &c.Warmup} {
 		if s := os.Getenv(name); s != "" {
 			d, err := time.ParseDuration(s)
-			if err != nil || d < 0 {
-				return c, fmt.Errorf("%s: %q is not a duration", name, s)
+			// A zero duration would be an endless attack to vegeta; a
+			// warm-up of 0 means none.
+			if err != nil || d < 0 || (d == 0 && name == "BENCH_DURATION") {
+				return c, fmt.Errorf("%s: %q is not a positive duration", name, s)
 			}
 			*dst = d
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,18 @@ func TestConfig(t *testing.T) {
 	}
 	t.Setenv("BENCH_RATE", "")
 	t.Setenv("BENCH_INGEST_CONNS", "")
+	t.Setenv("BENCH_DURATION", "0s") // vegeta would attack forever
+	if _, err := ConfigFromEnv(); err == nil {
+		t.Error("a zero duration accepted")
+	}
+	t.Setenv("BENCH_DURATION", "")
+	t.Setenv("BENCH_WARMUP", "0s") // no warm-up
+	t.Setenv("BENCH_ONLY", "token  introspect")
+	if c, err := ConfigFromEnv(); err != nil || c.Warmup != 0 || !slices.Equal(c.Only, []string{"token", "introspect"}) ||
+		!strings.Contains(c.Command(), `BENCH_ONLY="token introspect"`) {
+		t.Errorf("%+v %v", c, err)
+	}
+	t.Setenv("BENCH_ONLY", "")
 	t.Setenv("BENCH_DB", "mysql")
 	if _, err := ConfigFromEnv(); err == nil {
 		t.Error("unknown database accepted")
