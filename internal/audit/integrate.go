@@ -141,7 +141,7 @@ func integrateOnce(ctx context.Context, db *store.DB, now func() time.Time) (int
 		if err := appendBatchAt(tx, db.Dialect, evs, now()); err != nil {
 			return err
 		}
-		if err := deletePending(tx, ids); err != nil {
+		if err := deletePending(tx, db.Dialect, ids); err != nil {
 			return err
 		}
 		n = len(evs)
@@ -197,12 +197,12 @@ func readPending(tx *gorm.DB) ([]int64, []Event, error) {
 
 // deletePending removes integrated events from audit_pending (its trigger
 // refuses to remove one that is not in audit_events).
-func deletePending(tx *gorm.DB, ids []int64) error {
+func deletePending(tx *gorm.DB, d store.Dialect, ids []int64) error {
 	var (
 		n   int64
 		err error
 	)
-	if tx.Dialector.Name() == "postgres" {
+	if d == store.Postgres {
 		// One array parameter: the same statement whatever the count.
 		var res sql.Result
 		if res, err = tx.Statement.ConnPool.ExecContext(tx.Statement.Context, `DELETE FROM audit_pending WHERE id = ANY($1::bigint[])`, ids); err == nil {

@@ -150,12 +150,12 @@ func appendBatchAt(tx *gorm.DB, d store.Dialect, evs []Event, now time.Time) err
 // savepoint, so the batch's transaction survives the first attempt).
 func insertLogged(tx *gorm.DB, d store.Dialect, evs []Event, loggedAt int64) error {
 	if d != store.Postgres {
-		return insertEvents(tx, evs, loggedAt)
+		return insertEvents(tx, d, evs, loggedAt)
 	}
 	if err := tx.Exec(`SAVEPOINT audit_insert`).Error; err != nil {
 		return fmt.Errorf("insert audit events: %w", err)
 	}
-	err := insertEvents(tx, evs, loggedAt)
+	err := insertEvents(tx, d, evs, loggedAt)
 	if err == nil || !strings.Contains(err.Error(), "no partition of relation") {
 		return err
 	}
@@ -169,7 +169,7 @@ func insertLogged(tx *gorm.DB, d store.Dialect, evs []Event, loggedAt int64) err
 		from.Format("200601"), store.Micros(from), store.Micros(to))).Error; err != nil {
 		return fmt.Errorf("create audit partition for %s: %w", from.Format("2006-01"), err)
 	}
-	return insertEvents(tx, evs, loggedAt)
+	return insertEvents(tx, d, evs, loggedAt)
 }
 
 // insertEventsPG writes evs with one INSERT over unnest of one array a
@@ -201,9 +201,10 @@ func insertEventsPG(tx *gorm.DB, evs []Event, loggedAt int64) error {
 	return nil
 }
 
-// insertEvents writes evs with one multi-row INSERT, all with logged_at.
-func insertEvents(tx *gorm.DB, evs []Event, loggedAt int64) error {
-	if tx.Dialector.Name() == "postgres" {
+// insertEvents writes evs with one INSERT, all with logged_at: arrays on
+// PostgreSQL, a multi-row VALUES list on SQLite.
+func insertEvents(tx *gorm.DB, d store.Dialect, evs []Event, loggedAt int64) error {
+	if d == store.Postgres {
 		return insertEventsPG(tx, evs, loggedAt)
 	}
 	var sb strings.Builder

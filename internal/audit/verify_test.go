@@ -134,7 +134,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			ev.Seq, ev.EventID = 4, "00000000-0000-4000-8000-000000000000"
 			ev.PrevHash = allEvents(t, db)[2].Hash
 			ev.Hash, _ = ComputeHash(ev.PrevHash, ev)
-			if err := insertEvents(db.DB, []Event{ev}, 0); err != nil {
+			if err := insertEvents(db.DB, db.Dialect, []Event{ev}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}, 5, "prev_hash does not link"},
@@ -154,7 +154,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{"row inserted beyond the head", func(t *testing.T, db *store.DB) {
 			ev, _ := normalize(genEvent(99), base)
 			ev.Seq, ev.EventID, ev.PrevHash, ev.Hash = 13, "00000000-0000-4000-8000-000000000001", GenesisHash, GenesisHash
-			if err := insertEvents(db.DB, []Event{ev}, 0); err != nil {
+			if err := insertEvents(db.DB, db.Dialect, []Event{ev}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}, 13, "beyond the chain head"},

@@ -77,8 +77,8 @@ func (p *Provider) handleToken(c *gin.Context) {
 		// the token row's request_id, is time-ordered (UUIDv7) rather than
 		// fosite's random one, so that oauth_tokens_request_idx grows at its
 		// edge instead of touching a random page per token.
-		if r, ok := ar.(*fosite.AccessRequest); ok {
-			r.ID = uuid.Must(uuid.NewV7()).String()
+		if req, ok := ar.(*fosite.AccessRequest); ok {
+			req.ID = uuid.Must(uuid.NewV7()).String()
 		}
 		// RFC 6749 §3.3: no scope asked means the client's registered ones.
 		scopes := ar.GetRequestedScopes()
