@@ -82,6 +82,9 @@ type request struct {
 	// (AppendWith); empty for a plain Append.
 	with Rows
 	res  chan result // buffered: the committer never blocks on a waiter
+	// refused: with.Require returned no row in the batch's transaction,
+	// so neither ev nor its rows were written.
+	refused bool
 }
 
 type result struct {
@@ -131,7 +134,27 @@ type Rows struct {
 	Table   string
 	Columns []string
 	Values  []any
+	// Require, when set, is what the event and its rows are written under
+	// (see Precondition).
+	Require *Precondition
 }
+
+// Precondition is a query that returns a row while an event and the rows
+// it records may be written (AppendWith): a token row, say, only while its
+// client is still at the revision the caller read. The writer runs it in
+// the batch's transaction just before the inserts (a batch runs each
+// distinct query and arguments once); when it returns no row, that event
+// and its rows are left out of the batch, the rest commit, and AppendWith
+// returns an error wrapping ErrPrecondition. Query is the caller's
+// constant with ? placeholders, never input.
+type Precondition struct {
+	Query string
+	Args  []any
+}
+
+// ErrPrecondition is what AppendWith returns, having written nothing, for
+// an event whose Rows.Require returned no row.
+var ErrPrecondition = errors.New("audit: the event's precondition no longer holds")
 
 // AppendWith is Append with the rows that ev records: they are inserted in
 // the transaction of ev's batch, so the event and its rows commit together
@@ -261,18 +284,27 @@ func (w *Writer) commit(batch []*request) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
 	defer cancel()
 	err := w.write(ctx, evs, live)
+	refused := 0
+	for _, r := range live {
+		if r.refused {
+			refused++
+		}
+	}
 	if err != nil {
 		w.failed.Add(int64(len(live)))
 		w.opts.Logger.Error("audit batch not committed", "events", len(live), "err", err)
 		err = unavailable(err)
 	} else {
-		w.events.Add(int64(len(live)))
+		w.events.Add(int64(len(live) - refused))
 		w.batches.Add(1)
 	}
 	for i, r := range live {
-		if err != nil {
+		switch {
+		case err != nil:
 			r.res <- result{err: err}
-		} else {
+		case r.refused:
+			r.res <- result{err: fmt.Errorf("%w (%s)", ErrPrecondition, r.with.Table)}
+		default:
 			r.res <- result{ev: evs[i]}
 		}
 	}
@@ -289,10 +321,14 @@ func (w *Writer) write(ctx context.Context, evs []Event, live []*request) error 
 		// Rows recorded with their events (AppendWith) commit in the same
 		// transaction as the events, or not at all.
 		return w.db.Tx(ctx, func(tx *gorm.DB) error {
-			if err := w.batch(tx, w.db.Dialect, evs); err != nil {
+			keep, keepEvs, err := checkPreconditions(tx, live, evs)
+			if err != nil || len(keep) == 0 {
 				return err
 			}
-			return insertRows(tx, w.db.Dialect, live)
+			if err := w.batch(tx, w.db.Dialect, keepEvs); err != nil {
+				return err
+			}
+			return insertRows(tx, w.db.Dialect, keep)
 		})
 	}
 	if w.direct && len(evs) <= rowsPerInsert(w.db.Dialect) {
@@ -306,14 +342,61 @@ func (w *Writer) write(ctx context.Context, evs []Event, live []*request) error 
 }
 
 // withRows reports whether any request of the batch carries rows to
-// insert with its event.
+// insert with its event, or a precondition.
 func withRows(batch []*request) bool {
 	for _, r := range batch {
-		if len(r.with.Values) > 0 {
+		if len(r.with.Values) > 0 || r.with.Require != nil {
 			return true
 		}
 	}
 	return false
+}
+
+// checkPreconditions runs, in the batch's transaction tx, each distinct
+// precondition of the batch's requests once, marks the requests whose
+// precondition returned no row as refused, and returns the others with
+// their events (evs[i] is batch[i]'s).
+func checkPreconditions(tx *gorm.DB, batch []*request, evs []Event) ([]*request, []Event, error) {
+	required := false
+	for _, r := range batch {
+		r.refused = false
+		required = required || r.with.Require != nil
+	}
+	if !required {
+		return batch, evs, nil
+	}
+	holds := map[string]bool{}
+	keep, keepEvs := make([]*request, 0, len(batch)), make([]Event, 0, len(evs))
+	for i, r := range batch {
+		if p := r.with.Require; p != nil {
+			key := fmt.Sprintf("%s\x00%#v", p.Query, p.Args)
+			ok, seen := holds[key]
+			if !seen {
+				var err error
+				if ok, err = returnsRow(tx, p); err != nil {
+					return nil, nil, fmt.Errorf("audit: check an event's precondition: %w", err)
+				}
+				holds[key] = ok
+			}
+			if !ok {
+				r.refused = true
+				continue
+			}
+		}
+		keep, keepEvs = append(keep, r), append(keepEvs, evs[i])
+	}
+	return keep, keepEvs, nil
+}
+
+// returnsRow reports whether p's query returns a row.
+func returnsRow(tx *gorm.DB, p *Precondition) (bool, error) {
+	rows, err := tx.Raw(p.Query, p.Args...).Rows()
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	ok := rows.Next()
+	return ok, rows.Err()
 }
 
 // unavailable wraps cause as the audit_unavailable error callers answer 503

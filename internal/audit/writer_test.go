@@ -359,3 +359,78 @@ func TestAppendWith(t *testing.T) {
 		}
 	})
 }
+
+// An event with a precondition (Rows.Require) is written, with its rows,
+// only while the precondition returns a row in the batch's transaction; a
+// refused one leaves nothing and does not fail the rest of its batch.
+func TestAppendWithPrecondition(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		// A long MaxDelay puts the concurrent appends below in shared batches.
+		w := NewWriter(db, WriterOptions{MaxDelay: 20 * time.Millisecond})
+		defer w.Close()
+		for _, q := range []string{
+			`CREATE TABLE precondition_probe (id TEXT PRIMARY KEY)`,
+			`CREATE TABLE precondition_state (id TEXT PRIMARY KEY, revision BIGINT NOT NULL)`,
+			`INSERT INTO precondition_state (id, revision) VALUES ('k', 1)`,
+		} {
+			if err := db.Exec(q).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		at := func(id string, rev int) Rows {
+			return Rows{Table: "precondition_probe", Columns: []string{"id"}, Values: []any{id},
+				Require: &Precondition{Query: `SELECT 1 FROM precondition_state WHERE id = ? AND revision = ?`, Args: []any{"k", rev}}}
+		}
+		before := w.Stats().Events
+		var wg sync.WaitGroup
+		errs := make([]error, 20)
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = w.AppendWith(ctx, genEvent(i), at(fmt.Sprintf("r%d", i), 1+i%2)) // odd i: a stale revision
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			switch {
+			case i%2 == 0 && err != nil:
+				t.Errorf("append %d, precondition holds: %v", i, err)
+			case i%2 == 1 && !errors.Is(err, ErrPrecondition):
+				t.Errorf("append %d, precondition fails: %v, want ErrPrecondition", i, err)
+			case i%2 == 1 && errors.Is(err, ErrUnavailable):
+				t.Errorf("append %d: a refused precondition is not an outage: %v", i, err)
+			}
+		}
+		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "precondition_probe"); p != 10 || r != 10 {
+			t.Fatalf("%d pending events, %d rows; want 10 and 10 (the appends whose precondition held)", p, r)
+		}
+		var ids []string
+		if err := db.Raw(`SELECT id FROM precondition_probe ORDER BY id`).Scan(&ids).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			var i int
+			if _, err := fmt.Sscanf(id, "r%d", &i); err != nil || i%2 != 0 {
+				t.Errorf("row %q written though its precondition failed", id)
+			}
+		}
+		if n := w.Stats().Events - before; n != 10 {
+			t.Errorf("writer counted %d events, want 10", n)
+		}
+		// The state moves on: the old revision is refused, the new holds.
+		if err := db.Exec(`UPDATE precondition_state SET revision = 2`).Error; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.AppendWith(ctx, genEvent(0), at("s1", 1)); !errors.Is(err, ErrPrecondition) {
+			t.Fatalf("old revision: %v, want ErrPrecondition", err)
+		}
+		if _, err := w.AppendWith(ctx, genEvent(0), at("s2", 2)); err != nil {
+			t.Fatalf("current revision: %v", err)
+		}
+		if p, r := countRows(t, db, "audit_pending"), countRows(t, db, "precondition_probe"); p != 11 || r != 11 {
+			t.Fatalf("%d pending events, %d rows; want 11 and 11", p, r)
+		}
+	})
+}

@@ -57,7 +57,7 @@ func (p *Provider) authenticateSecretBasic(ctx context.Context, r *http.Request,
 	if fid := form.Get("client_id"); fid != "" && fid != id {
 		return nil, fosite.ErrInvalidClient.WithHint("The client_id parameter does not match the authenticated client.")
 	}
-	c, err := p.store.client(ctx, id)
+	c, err := p.clientForSecret(ctx, id, secret)
 	if errors.Is(err, fosite.ErrNotFound) {
 		return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
 	} else if err != nil {
@@ -66,7 +66,7 @@ func (p *Provider) authenticateSecretBasic(ctx context.Context, r *http.Request,
 	if c.AuthMethod != AuthClientSecretBasic {
 		return nil, fosite.ErrInvalidClient.WithHintf("This client is registered for %s, not client_secret_basic.", c.AuthMethod)
 	}
-	if err := p.hasher.Compare(ctx, c.SecretHash, []byte(secret)); err != nil && !p.previousSecretValid(ctx, c, secret) {
+	if !p.secretMatches(ctx, c, secret) {
 		return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
 	}
 	return c, nil

@@ -109,6 +109,11 @@ type Client struct {
 	PreviousSecretHash      []byte
 	PreviousSecretExpiresAt *time.Time
 	SecretRotatedAt         *time.Time
+	// Revision changes with every change to the row (a trigger bumps it).
+	Revision int64
+	// remembered: the row came from the node's client cache rather than
+	// a read made for this request (clientcache.go).
+	remembered bool
 }
 
 var (
@@ -189,7 +194,7 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 // clientColumns are the oauth_clients columns scanClient reads, for a
 // table aliased k.
 const clientColumns = "k.id, k.name, k.secret_hash, k.redirect_uris, k.grant_types, k.scopes, k.purposes, k.auth_method, k.jwks, k.jwks_uri, k.dpop, k.created_at, k.par_optional, k.default_purpose, k.aggregator, " +
-	"k.suspended_at, k.suspended_reason, k.suspended_by, k.previous_secret_hash, k.previous_secret_expires_at, k.secret_rotated_at"
+	"k.suspended_at, k.suspended_reason, k.suspended_by, k.previous_secret_hash, k.previous_secret_expires_at, k.secret_rotated_at, k.revision"
 
 // scanClient builds a client from a row of clientColumns (after any
 // columns already given in dst).
@@ -204,7 +209,7 @@ func scanClient(scan func(dest ...any) error, dst ...any) (*Client, error) {
 	)
 	dst = append(dst, &c.ID, &c.Name, &secretHash, &redirectURIs, &grantTypes, &scopes, &purposes, &c.AuthMethod,
 		&jwks, &jwksURI, &c.DPoP, &createdAt, &c.PAROptional, &c.DefaultPurpose, &c.Aggregator,
-		&suspendedAt, &c.SuspendedReason, &c.SuspendedBy, &prevHash, &prevExpires, &rotatedAt)
+		&suspendedAt, &c.SuspendedReason, &c.SuspendedBy, &prevHash, &prevExpires, &rotatedAt, &c.Revision)
 	if err := scan(dst...); err != nil {
 		return nil, err
 	}
@@ -258,18 +263,31 @@ func decodeStrings(src string, dst *[]string) error {
 }
 
 // client loads a registration. Every client-authenticated request does, so
-// it is one indexed read straight through database/sql.
+// it is one indexed read straight through database/sql, or none when the
+// request may use the node's client cache (clientcache.go).
 func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
 	if c := clientRowFromRequest(ctx, id); c != nil {
 		return c, nil
+	}
+	mode := clientCacheModeOf(ctx)
+	if mode == cacheUse {
+		if c := s.clients.get(id); c != nil {
+			return c, nil
+		}
 	}
 	row := s.sqlConn(ctx).QueryRowContext(ctx, `SELECT `+clientColumns+` FROM oauth_clients k WHERE k.id = $1`, id)
 	c, err := scanClient(row.Scan)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		if mode != cacheOff {
+			s.clients.forget(id)
+		}
 		return nil, fosite.ErrNotFound.WithHint("Unknown client.")
 	case err != nil:
 		return nil, dbErr("get client", err)
+	}
+	if mode != cacheOff {
+		s.clients.put(c)
 	}
 	return c, nil
 }

@@ -59,6 +59,11 @@ type EventRows struct {
 	Table   string
 	Columns []string
 	Values  []any
+	// Require, when set, is a condition the event and its rows commit
+	// under, checked in their transaction: while it returns no row nothing
+	// is written and OAuthEventWith returns an error wrapping
+	// ErrClientChanged.
+	Require *Condition
 }
 
 // issueEvent is a token endpoint request's token.issued event, known

@@ -252,7 +252,7 @@ func (p *Provider) Register(r gin.IRouter) {
 	r.GET("/jwks", p.handleJWKS)
 	r.POST("/oauth2/par", p.singleParams, p.rateLimited(EventConsentRequested), p.handlePAR)
 	r.GET("/oauth2/authorize", p.handleAuthorize)
-	r.POST("/oauth2/token", p.singleParams, p.rateLimited(EventTokenIssued), p.handleToken)
+	r.POST("/oauth2/token", p.singleParams, p.rememberClients, p.rateLimited(EventTokenIssued), p.handleToken)
 	r.POST("/oauth2/introspect", p.singleParams, p.handleIntrospect)
 	r.POST("/oauth2/revoke", p.singleParams, p.handleRevoke)
 	r.GET("/oauth2/grants/:grant_id", p.handleGetGrant)

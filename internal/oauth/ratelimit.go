@@ -73,13 +73,13 @@ func (p *Provider) limitedClient(r *http.Request) (string, *Client) {
 	if errors.Join(err1, err2) != nil {
 		return "", nil
 	}
-	cl, err := p.store.client(r.Context(), id)
+	cl, err := p.clientForSecret(r.Context(), id, secret)
 	if err != nil {
 		return "", nil
 	}
 	// The previous secret counts too while its grace period lasts, so a
 	// rotation cannot open a way around the limit.
-	if p.hasher.Compare(r.Context(), cl.SecretHash, []byte(secret)) != nil && !p.previousSecretValid(r.Context(), cl, secret) {
+	if !p.secretMatches(r.Context(), cl, secret) {
 		return "", cl
 	}
 	return id, cl

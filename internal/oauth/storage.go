@@ -28,6 +28,9 @@ type fositeStore struct {
 	batch *tokenBatcher // token rows written outside a fosite transaction
 	// tokenQuery is getToken's statement in the database's SQL.
 	tokenQuery string
+	// clients are the client rows this node remembers for
+	// client_credentials token requests (clientcache.go).
+	clients clientCache
 }
 
 // compose.Compose type-asserts the storage for each factory and panics on a
@@ -145,9 +148,20 @@ func (s *fositeStore) createToken(ctx context.Context, kind, signature, accessSi
 	if kind == kindAccess {
 		// A client_credentials token commits with its token.issued event:
 		// one group commit of the audit writer instead of two in a row.
-		ok, err := recordWith(ctx, EventRows{Table: "oauth_tokens", Columns: tokenInsertColumnList, Values: args})
+		// Issued on a remembered client row, it commits only while the
+		// client is still at that row's revision (clientcache.go).
+		cond := clientCondition(req)
+		ok, err := recordWith(ctx, EventRows{Table: "oauth_tokens", Columns: tokenInsertColumnList, Values: args, Require: cond})
 		if ok {
+			if errors.Is(err, ErrClientChanged) {
+				return fmt.Errorf("oauth store: create %s: %w", kind, err)
+			}
 			return dbErr("create "+kind+" with its audit event", err)
+		}
+		if cond != nil {
+			if err := s.checkCondition(ctx, cond); err != nil {
+				return fmt.Errorf("oauth store: create %s: %w", kind, err)
+			}
 		}
 	}
 	if err := s.batch.insert(ctx, args...); err != nil {

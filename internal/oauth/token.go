@@ -35,40 +35,56 @@ func (p *Provider) handleToken(c *gin.Context) {
 		p.writeTokenError(ctx, w, nil, fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
 		return
 	}
+	f, ar, resp, remembered, err := p.issueToken(ctx, w, r)
+	if err != nil && remembered {
+		// Served from a remembered client row, which never refuses
+		// (clientcache.go): serve the request again on a fresh read.
+		fresh := withClientCache(withClientRow(ctx, nil), cacheRefresh)
+		f, ar, resp, _, err = p.issueToken(fresh, w, r)
+	}
+	if err != nil {
+		p.writeTokenError(ctx, w, ar, err)
+		return
+	}
+	f.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// issueToken serves a token request whose form is parsed: the fosite
+// instance that served it, with its request and response, or the error to
+// answer with ar as far as it got. remembered reports that the client came
+// from the node's client cache.
+func (p *Provider) issueToken(ctx context.Context, w http.ResponseWriter, r *http.Request) (f fosite.OAuth2Provider, ar fosite.AccessRequester, resp fosite.AccessResponder, remembered bool, err error) {
 	// The client and its DPoP proof are checked before fosite sees the
 	// request: fosite spends the PKCE verifier inside NewAccessRequest, and
 	// a client told use_dpop_nonce must be able to retry with the same code.
 	client, jkt, err := p.tokenClient(ctx, w, r)
+	if client != nil {
+		remembered = client.remembered
+	}
 	if err != nil {
-		p.writeTokenError(ctx, w, nil, err)
-		return
+		return p.oauth, nil, nil, remembered, err
 	}
 	ctx = withClient(ctx, client)
 	// Note whose code or refresh token this is before fosite looks: on a
 	// replay fosite deletes and revokes, and reports only "invalid_grant".
 	prior, err := p.presentedGrant(ctx, r.PostForm.Get("grant_type"), r.PostForm)
 	if err != nil {
-		p.writeTokenError(ctx, w, nil, p.serverError(ctx, "token: lookup", err))
-		return
+		return p.oauth, nil, nil, remembered, p.serverError(ctx, "token: lookup", err)
 	}
-	f := p.oauth
+	f = p.oauth
 	if r.PostForm.Get("grant_type") == GrantClientCredentials {
 		f = p.credentials // the one handler this grant needs
 	}
-	ar, err := f.NewAccessRequest(ctx, r, &Session{})
+	ar, err = f.NewAccessRequest(ctx, r, &Session{})
 	if err != nil {
-		err = p.replayed(ctx, prior, r.PostForm.Get("grant_type"), r.PostForm, err)
-		p.writeTokenError(ctx, w, ar, err)
-		return
+		return f, ar, nil, remembered, p.replayed(ctx, prior, r.PostForm.Get("grant_type"), r.PostForm, err)
 	}
 	sess, _ := ar.GetSession().(*Session)
 	if sess == nil {
-		p.writeTokenError(ctx, w, ar, p.serverError(ctx, "token", errors.New("unexpected session type")))
-		return
+		return f, ar, nil, remembered, p.serverError(ctx, "token", errors.New("unexpected session type"))
 	}
 	if err := bindTokens(sess, client, jkt); err != nil {
-		p.writeTokenError(ctx, w, ar, err)
-		return
+		return f, ar, nil, remembered, err
 	}
 	exactLifetime(ar, sess)
 	var issued *issueEvent // the token.issued event committed with the token row, if any
@@ -91,10 +107,9 @@ func (p *Provider) handleToken(c *gin.Context) {
 		ctx, issued = p.withIssueEvent(ctx, Event{Type: EventTokenIssued, ClientID: ar.GetClient().GetID(),
 			CustomerID: sess.Subject, GrantID: sess.GrantID, Purpose: sess.Purpose, Scopes: ar.GetGrantedScopes()})
 	} else if err := p.checkGrantLive(ctx, ar, sess); err != nil {
-		p.writeTokenError(ctx, w, ar, err)
-		return
+		return f, ar, nil, remembered, err
 	}
-	resp, err := f.NewAccessResponse(ctx, ar)
+	resp, err = f.NewAccessResponse(ctx, ar)
 	if err != nil {
 		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 			// Lost the race for the code to a concurrent redemption, which
@@ -105,8 +120,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 			(errors.Is(err, fosite.ErrSerializationFailure) || errors.Is(err, fosite.ErrNotFound)) {
 			err = p.lostRotation(ctx, ar, sess, err)
 		}
-		p.writeTokenError(ctx, w, ar, err)
-		return
+		return f, ar, nil, remembered, err
 	}
 	ev := Event{Type: EventTokenIssued, ClientID: ar.GetClient().GetID(), CustomerID: sess.Subject,
 		GrantID: sess.GrantID, Purpose: sess.Purpose, Scopes: ar.GetGrantedScopes()}
@@ -122,7 +136,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 	if issued == nil || !issued.recorded {
 		p.emit(ctx, ev)
 	}
-	f.WriteAccessResponse(ctx, w, ar, resp)
+	return f, ar, resp, remembered, nil
 }
 
 // tokenClient authenticates the client of a token request and checks its

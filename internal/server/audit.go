@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -154,6 +156,13 @@ func (a *auditLog) OAuthEventWith(ctx context.Context, e oauth.Event, rows oauth
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), oauthEventTimeout)
 	defer cancel()
-	_, err := aw.AppendWith(ctx, ev, audit.Rows{Table: rows.Table, Columns: rows.Columns, Values: rows.Values})
+	with := audit.Rows{Table: rows.Table, Columns: rows.Columns, Values: rows.Values}
+	if rows.Require != nil {
+		with.Require = &audit.Precondition{Query: rows.Require.Query, Args: rows.Require.Args}
+	}
+	_, err := aw.AppendWith(ctx, ev, with)
+	if errors.Is(err, audit.ErrPrecondition) {
+		err = fmt.Errorf("%w: %w", oauth.ErrClientChanged, err)
+	}
 	return true, err
 }
