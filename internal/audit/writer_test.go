@@ -302,6 +302,22 @@ func TestTriggersRefuseChanges(t *testing.T) {
 				}
 			}
 		}
+		// One statement deleting an integrated row (here a copy of one put
+		// back) with one that is not is refused as a whole; the integrated
+		// row alone may leave.
+		if err := db.Exec(`INSERT INTO audit_pending (event_id, occurred_at, type, outcome)
+			SELECT event_id, occurred_at, type, outcome FROM audit_events WHERE seq = 1`).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec(`DELETE FROM audit_pending`).Error; err == nil {
+			t.Error("DELETE of an integrated and a pending event: accepted")
+		}
+		if err := db.Exec(`DELETE FROM audit_pending WHERE event_id IN (SELECT event_id FROM audit_events)`).Error; err != nil {
+			t.Errorf("DELETE of an integrated event: %v", err)
+		}
+		if n := countRows(t, db, "audit_pending"); n != 1 {
+			t.Fatalf("%d pending events, want the one not integrated", n)
+		}
 		requireValid(t, db, 3)
 		mustIntegrate(t, db) // the integrator's own DELETE of integrated rows passes
 		requireValid(t, db, 4)
