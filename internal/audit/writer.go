@@ -27,6 +27,13 @@ type WriterOptions struct {
 	// Batches form by themselves under load: events that arrive while one
 	// batch commits make up the next.
 	MaxDelay time.Duration
+	// Linger, when set (and MaxDelay is not), lets a batch wait for more
+	// events only under concurrency: when the previous batch held at least
+	// lingerFrom events, the next one waits up to Linger until it holds as
+	// many as that one did. Under a steady load of many clients, batches
+	// then stay large instead of splitting into small commits; a lone
+	// request, and a light load, commit at once as with no delay.
+	Linger time.Duration
 	// Timeout bounds one batch transaction, lock wait included (default 5s).
 	Timeout time.Duration
 	// Logger receives failed batches (default slog.Default()).
@@ -218,19 +225,35 @@ func (w *Writer) Close() error {
 func (w *Writer) run() {
 	defer close(w.done)
 	batch := make([]*request, 0, w.opts.MaxBatch)
+	prev := 0 // the previous batch's size
 	for first := range w.reqs {
-		batch = w.collect(append(batch[:0], first))
+		batch = w.collect(append(batch[:0], first), prev)
+		prev = len(batch)
 		w.commit(batch)
 		clear(batch) // let finished requests be collected
 	}
 }
 
+// lingerFrom is the smallest previous batch after which a batch lingers
+// (WriterOptions.Linger): below it the load is light enough that waiting
+// would only add latency.
+const lingerFrom = 4
+
 // collect adds queued requests to batch until it is full, the queue is empty
-// and MaxDelay (if any) has passed, or the writer is closing.
-func (w *Writer) collect(batch []*request) []*request {
+// and MaxDelay (if any) has passed, or the writer is closing. With Linger,
+// after a previous batch of prev >= lingerFrom requests, it waits up to
+// Linger for a batch of prev.
+func (w *Writer) collect(batch []*request, prev int) []*request {
 	var deadline <-chan time.Time
-	if w.opts.MaxDelay > 0 {
+	wait := w.opts.MaxBatch // the size a batch waits for, until deadline
+	switch {
+	case w.opts.MaxDelay > 0:
 		t := time.NewTimer(w.opts.MaxDelay)
+		defer t.Stop()
+		deadline = t.C
+	case w.opts.Linger > 0 && prev >= lingerFrom:
+		wait = min(prev, wait)
+		t := time.NewTimer(w.opts.Linger)
 		defer t.Stop()
 		deadline = t.C
 	}
@@ -244,7 +267,7 @@ func (w *Writer) collect(batch []*request) []*request {
 			continue
 		default:
 		}
-		if deadline == nil {
+		if deadline == nil || len(batch) >= wait {
 			return batch
 		}
 		select {

@@ -450,3 +450,47 @@ func TestAppendWithPrecondition(t *testing.T) {
 		}
 	})
 }
+
+// Linger waits for more events only after a batch that showed
+// concurrency, and only until the batch is as large as that one was.
+func TestWriterLinger(t *testing.T) {
+	const linger = time.Second
+	w := &Writer{opts: WriterOptions{MaxBatch: 100, Linger: linger}, reqs: make(chan *request, 100)}
+	queue := func(n int) {
+		for range n {
+			w.reqs <- &request{}
+		}
+	}
+	collect := func(prev int) (int, time.Duration) {
+		start := time.Now()
+		b := w.collect([]*request{{}}, prev)
+		return len(b), time.Since(start)
+	}
+
+	queue(2)
+	if n, took := collect(0); n != 3 || took >= linger/2 {
+		t.Errorf("after no batch: %d events in %v, want the 3 queued at once", n, took)
+	}
+	queue(2)
+	if n, took := collect(lingerFrom - 1); n != 3 || took >= linger/2 {
+		t.Errorf("after a small batch: %d events in %v, want the 3 queued at once", n, took)
+	}
+	queue(2)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		queue(2)
+	}()
+	if n, took := collect(5); n != 5 || took < 50*time.Millisecond || took >= linger/2 {
+		t.Errorf("after a batch of 5: %d events in %v, want 5 as soon as the fifth arrived", n, took)
+	}
+	for len(w.reqs) > 0 {
+		<-w.reqs
+	}
+	if n, took := collect(5); n != 1 || took < linger {
+		t.Errorf("after a batch of 5, alone: %d events in %v, want 1 after the whole linger", n, took)
+	}
+	queue(8)
+	if n, took := collect(5); n != 9 || took >= linger/2 {
+		t.Errorf("after a batch of 5 with 8 queued: %d events in %v, want all 9 at once", n, took)
+	}
+}

@@ -32,9 +32,23 @@ type auditLog struct {
 	done     chan struct{}
 }
 
+// writerLinger is the audit writer's Linger on d. On SQLite every commit
+// costs a WAL fsync and empties the page cache of every reading
+// connection, so under many concurrent data calls small batches cost
+// dearly: lingering up to 3 ms, only while batches show concurrency, made
+// the gated transactions page 30-40 % faster at 50 connections, and left
+// the page's open-loop latency at 500 req/s as it was (docs/benchmarks-notes.md).
+// On PostgreSQL it measured no gain, so commits go at once.
+func writerLinger(d store.Dialect) time.Duration {
+	if d == store.SQLite {
+		return 3 * time.Millisecond
+	}
+	return 0
+}
+
 func newAuditLog(db *store.DB, signer *audit.Signer, issuer string, log *slog.Logger, now func() time.Time, opts Options) *auditLog {
 	a := &auditLog{
-		writer: audit.NewWriter(db, audit.WriterOptions{Logger: log, Now: now}),
+		writer: audit.NewWriter(db, audit.WriterOptions{Logger: log, Now: now, Linger: writerLinger(db.Dialect)}),
 		reader: audit.NewReader(db),
 		signer: signer,
 		log:    log,
