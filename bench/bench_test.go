@@ -26,6 +26,7 @@ import (
 	"github.com/consentgate/consentgate/internal/httpapi"
 	"github.com/consentgate/consentgate/internal/identity"
 	"github.com/consentgate/consentgate/internal/ingest"
+	"github.com/consentgate/consentgate/internal/server"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil"
 	"github.com/consentgate/consentgate/internal/testutil/testdb"
@@ -48,6 +49,7 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	server.TuneGC() // the collector as consentgate serve runs it
 	rep := &Report{Config: cfg, Started: time.Now(), Machine: ThisMachine(), Versions: map[string]string{}}
 	fmt.Fprintf(os.Stderr, "bench: %s\n", cfg.Command())
 	ref := startReference(t, rep)

@@ -36,7 +36,7 @@ func (r *Report) writeMarkdown(b *strings.Builder) {
 	}
 	p("- Load average at start / end: %s / %s (the machine was shared with other work; figures are what this run saw)", m.LoadStart, m.LoadEnd)
 	p("")
-	p("Method: the real server (`server.New`, the same handler chain, audit log and connection pool as `consentgate serve`)")
+	p("Method: the real server (`server.New`, the same handler chain, audit log, connection pool and garbage collector target as `consentgate serve`)")
 	p("runs in the benchmark process on a database the demo generator seeded; tokens come from the real flow (PAR,")
 	p("login, consent screen, code, token). Load is closed-loop unless said otherwise (the open loop and the ingestion")
 	p("are described below): %d connections, each sending its next request when", c.Conns)

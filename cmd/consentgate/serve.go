@@ -25,6 +25,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	case err != nil:
 		return err
 	}
+	gc := server.TuneGC()
 	srv, err := server.New(ctx, cfg, log, server.Options{})
 	if err != nil {
 		return err
@@ -34,6 +35,6 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	log.Info("consentgate listening", "addr", l.Addr().String(), "issuer", cfg.Issuer, "demo", cfg.Demo)
+	log.Info("consentgate listening", "addr", l.Addr().String(), "issuer", cfg.Issuer, "demo", cfg.Demo, "gc_percent", gc)
 	return srv.Serve(ctx, l)
 }
