@@ -5,8 +5,10 @@ package bench
 const staticNotes = `## What the measured paths do
 
 - **A gated data call** runs, in order: the access token check (one read by primary key, kind and SHA-256 of
-  the token's HMAC signature, joined with the client's registration and the whole consent, its accounts
-  aggregated in the same statement: no cache, so a revocation shows on the next call), the purpose and
+  the token's HMAC signature, joined with the whole consent, its accounts aggregated, and the client's
+  revision in the same statement; the token's stored request and the client row at that revision come from
+  the node's memory once it has read them, since neither changes, so a revocation, a consent's end or a
+  suspension still shows on the next call), the purpose and
   scope decision (in memory), the handler's own read, and the ` + "`data.access`" + ` audit event, which is committed
   before the answer leaves (group commit: concurrent calls share one transaction). The transactions page
   reads no account row of its own: its query selects the account only if it is the consent customer's

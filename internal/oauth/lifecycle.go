@@ -15,9 +15,9 @@ import (
 
 // Client lifecycle (SPEC §11): the bank suspends, reinstates and rotates
 // the secret of a registered app, and ends all of its grants. Suspension is
-// a column of oauth_clients, which the token check already reads in its
-// one statement (tokenQuery): it binds every node from the next request,
-// with no cache and no extra read.
+// a column of oauth_clients; it moves the row's revision, which the token
+// check reads in its one statement (liveTokenQuery, tokenQuery): it binds
+// every node from the next request.
 
 // Client lifecycle audit event types.
 const (

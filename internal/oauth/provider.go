@@ -177,7 +177,8 @@ func New(d Deps) (*Provider, error) {
 		return nil, fmt.Errorf("oauth.New: %w", err)
 	}
 	p.directory = dir
-	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}, tokenQuery: tokenQuery(d.DB.Dialect)}
+	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}, tokenQuery: tokenQuery(d.DB.Dialect),
+		liveTokenQuery: liveTokenQuery(d.DB.Dialect)}
 	p.config = &fosite.Config{
 		AccessTokenLifespan:             accessTokenLifespan,
 		AuthorizeCodeLifespan:           authorizeCodeLifespan,

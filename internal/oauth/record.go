@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -118,14 +119,16 @@ func (rec *record) request(sess fosite.Session, client fosite.Client) (fosite.Re
 			return nil, fmt.Errorf("decode session: %w", err)
 		}
 	}
-	form := rec.Form
-	if form == nil {
-		form = url.Values{}
+	// A record may be shared by concurrent requests (tokencache.go): the
+	// request gets its own copies of everything fosite may change.
+	form := make(url.Values, len(rec.Form))
+	for k, v := range rec.Form {
+		form[k] = slices.Clone(v)
 	}
 	req := fosite.Request{
 		ID: rec.ID, RequestedAt: rec.RequestedAt, Client: client,
-		RequestedScope: rec.Scopes, GrantedScope: rec.GrantedScopes,
-		RequestedAudience: rec.Audience, GrantedAudience: rec.GrantedAudience,
+		RequestedScope: slices.Clone(rec.Scopes), GrantedScope: slices.Clone(rec.GrantedScopes),
+		RequestedAudience: slices.Clone(rec.Audience), GrantedAudience: slices.Clone(rec.GrantedAudience),
 		Form: form, Session: sess,
 	}
 	if rec.Authorize == nil {

@@ -31,6 +31,11 @@ type fositeStore struct {
 	// clients are the client rows this node remembers for
 	// client_credentials token requests (clientcache.go).
 	clients clientCache
+	// records and clientRows are the access token check's cache, read
+	// with liveTokenQuery (tokencache.go).
+	records        tokenRecords
+	clientRows     clientRows
+	liveTokenQuery string
 }
 
 // compose.Compose type-asserts the storage for each factory and panics on a
@@ -198,6 +203,9 @@ type tokenRow struct {
 	// without one (client_credentials).
 	Consent *consent.Consent
 	Client  *Client
+	// rec is RequestData parsed, when the node has (tokencache.go);
+	// RequestData is then not read.
+	rec *record
 }
 
 // getToken loads a token row with its consent (if any), the consent's
@@ -209,11 +217,17 @@ func (s *fositeStore) getToken(ctx context.Context, kind, signature string) (*to
 	if m, ok := ctx.Value(tokenMemoKey{}).(*tokenMemo); ok && m.kind == kind && m.signature == signature {
 		return m.row, nil
 	}
+	hash := hashKey(signature)
+	if kind == kindAccess {
+		if r, err := s.knownAccessToken(ctx, hash); r != nil || err != nil {
+			return r, err
+		}
+	}
 	var (
 		r    tokenRow
 		cons consent.Joined
 	)
-	q := s.sqlConn(ctx).QueryRowContext(ctx, s.tokenQuery, kind, hashKey(signature))
+	q := s.sqlConn(ctx).QueryRowContext(ctx, s.tokenQuery, kind, hash)
 	dst := append([]any{&r.RequestID, &r.ClientID, &r.Active, &r.ExpiresAt, &r.RequestData}, cons.Dest()...)
 	client, err := scanClient(q.Scan, dst...)
 	switch {
@@ -225,6 +239,11 @@ func (s *fositeStore) getToken(ctx context.Context, kind, signature string) (*to
 	r.Client = client
 	if r.Consent, err = cons.Consent(); err != nil {
 		return nil, fmt.Errorf("oauth store: token of grant %s: %w", r.RequestID, err)
+	}
+	if kind == kindAccess {
+		if err := s.rememberAccessToken(hash, &r); err != nil {
+			return nil, err
+		}
 	}
 	return &r, nil
 }
@@ -257,9 +276,12 @@ func tokenQuery(d store.Dialect) string {
 // request rebuilds the token's fosite request with the client the row
 // came with.
 func (s *fositeStore) request(row *tokenRow, sess fosite.Session) (fosite.Requester, error) {
-	rec, err := parseRecord(row.RequestData)
-	if err != nil {
-		return nil, err
+	rec := row.rec
+	if rec == nil {
+		var err error
+		if rec, err = parseRecord(row.RequestData); err != nil {
+			return nil, err
+		}
 	}
 	if rec.ClientID != row.Client.ID {
 		return nil, fmt.Errorf("oauth store: token of client %q records client %q", row.Client.ID, rec.ClientID)

@@ -1,0 +1,134 @@
+package oauth
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+
+	"github.com/ory/fosite"
+
+	"github.com/consentgate/consentgate/internal/consent"
+	"github.com/consentgate/consentgate/internal/store"
+)
+
+// The access token check's cache. Every data call and introspection read
+// the token row whole: its stored fosite request (a JSON record, decoded on
+// every call) and its client's whole registration, besides what can change.
+// A token's record never changes once written, and a client row is the
+// same while its revision is (a trigger bumps it on every UPDATE,
+// migration 00150). So a node remembers the records of the access tokens it
+// has checked, by signature, and the client rows they came with, and reads
+// what can change live, in one statement as before: the token's active
+// flag and expiry, its consent with its accounts, and its client's
+// revision. A revocation, a consent's end, a suspension or any change to
+// the client shows on the very next call on every node; only when the
+// revision moved is the client row read again (with the record, by the
+// full statement).
+
+// tokenCacheSize bounds each cache; past it a cache starts again empty.
+const tokenCacheSize = 16384
+
+// tokenRecords are parsed access token records by signature hash.
+type tokenRecords struct {
+	mu sync.RWMutex
+	m  map[string]*record
+}
+
+func (t *tokenRecords) get(hash string) *record {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[hash]
+}
+
+func (t *tokenRecords) put(hash string, rec *record) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[hash]; !ok && (t.m == nil || len(t.m) >= tokenCacheSize) {
+		t.m = make(map[string]*record)
+	}
+	t.m[hash] = rec
+}
+
+// clientRows are client rows by id, each good while the client's revision
+// is the one it was read at.
+type clientRows struct {
+	mu sync.RWMutex
+	m  map[string]*Client
+}
+
+// at is a copy of client id's row at revision rev, or nil.
+func (c *clientRows) at(id string, rev int64) *Client {
+	c.mu.RLock()
+	row := c.m[id]
+	c.mu.RUnlock()
+	if row == nil || row.Revision != rev {
+		return nil
+	}
+	cp := *row
+	return &cp
+}
+
+func (c *clientRows) put(row *Client) {
+	cp := *row
+	cp.remembered = false
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[row.ID]; !ok && (c.m == nil || len(c.m) >= tokenCacheSize) {
+		c.m = make(map[string]*Client)
+	}
+	c.m[row.ID] = &cp
+}
+
+// liveTokenQuery is what the token check reads when the node knows the
+// token's record: the token's state, its consent and its client's
+// revision, by the same key and joins as tokenQuery.
+func liveTokenQuery(d store.Dialect) string {
+	return `SELECT t.request_id, t.client_id, t.active, t.expires_at, ` + consent.JoinedColumns(d, "c") + `, k.revision
+		FROM oauth_tokens t JOIN oauth_clients k ON k.id = t.client_id LEFT JOIN consents c ON c.id = t.request_id
+		WHERE t.kind = $1 AND t.signature_hash = $2`
+}
+
+// knownAccessToken reads the access token of signature hash when this node
+// knows its record and its client row at the current revision: nil (and
+// no error) when it cannot answer, and the caller reads the row whole.
+func (s *fositeStore) knownAccessToken(ctx context.Context, hash string) (*tokenRow, error) {
+	rec := s.records.get(hash)
+	if rec == nil {
+		return nil, nil
+	}
+	var (
+		r    tokenRow
+		cons consent.Joined
+		rev  int64
+	)
+	dst := append([]any{&r.RequestID, &r.ClientID, &r.Active, &r.ExpiresAt}, cons.Dest()...)
+	err := s.sqlConn(ctx).QueryRowContext(ctx, s.liveTokenQuery, kindAccess, hash).Scan(append(dst, &rev)...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fosite.ErrNotFound
+	case err != nil:
+		return nil, dbErr("get "+kindAccess, err)
+	}
+	if r.Client = s.clientRows.at(r.ClientID, rev); r.Client == nil {
+		return nil, nil
+	}
+	if r.Consent, err = cons.Consent(); err != nil {
+		return nil, err
+	}
+	r.rec = rec
+	return &r, nil
+}
+
+// rememberAccessToken keeps the record and client row of an access token
+// read whole.
+func (s *fositeStore) rememberAccessToken(hash string, r *tokenRow) error {
+	rec, err := parseRecord(r.RequestData)
+	if err != nil {
+		return err
+	}
+	r.rec = rec
+	s.records.put(hash, rec)
+	s.clientRows.put(r.Client)
+	return nil
+}
