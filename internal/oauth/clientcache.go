@@ -32,8 +32,10 @@ import (
 //     suspension is always a fresh one.
 //   - Only clients whose request can be served twice are remembered: a
 //     private_key_jwt assertion or a DPoP proof is spent by the first try.
-//   - Nothing else reads the cache: introspection, the data API, PAR and
-//     the other grants read the row as before.
+//   - Nothing else reads this cache: PAR and the other grants read the row
+//     as before, and the access token check (data API, introspection)
+//     keeps client rows of its own, used only at the revision it reads
+//     live with the token (tokencache.go).
 
 // clientCacheMode is how a request's client reads use the cache.
 type clientCacheMode int
