@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/ory/fosite"
@@ -58,15 +57,14 @@ func clientCacheModeOf(ctx context.Context) clientCacheMode {
 	return m
 }
 
-// clientCacheSize bounds the rows a node remembers; past it the cache
-// starts again empty (a bank has hundreds of apps, not thousands).
+// clientCacheSize bounds the rows a node remembers (a bank has hundreds
+// of apps, not thousands; see memo).
 const clientCacheSize = 4096
 
 // clientCache is the client rows a node remembers, by id.
-type clientCache struct {
-	mu sync.RWMutex
-	m  map[string]*Client
-}
+type clientCache struct{ rows *memo[*Client] }
+
+func newClientCache() clientCache { return clientCache{rows: newMemo[*Client](clientCacheSize)} }
 
 // rememberable reports whether token requests of c may be answered from a
 // remembered row (see above).
@@ -75,10 +73,8 @@ func rememberable(c *Client) bool {
 }
 
 // get is a copy of the remembered row of id, marked remembered, or nil.
-func (cc *clientCache) get(id string) *Client {
-	cc.mu.RLock()
-	c := cc.m[id]
-	cc.mu.RUnlock()
+func (cc clientCache) get(id string) *Client {
+	c, _ := cc.rows.get(id)
 	if c == nil {
 		return nil
 	}
@@ -89,26 +85,17 @@ func (cc *clientCache) get(id string) *Client {
 
 // put remembers the row c, just read, or forgets the client when its
 // requests may not be answered from memory.
-func (cc *clientCache) put(c *Client) {
+func (cc clientCache) put(c *Client) {
 	if !rememberable(c) {
 		cc.forget(c.ID)
 		return
 	}
 	cp := *c
 	cp.remembered = false
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if _, ok := cc.m[c.ID]; !ok && (cc.m == nil || len(cc.m) >= clientCacheSize) {
-		cc.m = make(map[string]*Client)
-	}
-	cc.m[c.ID] = &cp
+	cc.rows.put(c.ID, &cp)
 }
 
-func (cc *clientCache) forget(id string) {
-	cc.mu.Lock()
-	delete(cc.m, id)
-	cc.mu.Unlock()
-}
+func (cc clientCache) forget(id string) { cc.rows.forget(id) }
 
 // rememberClients lets a client_credentials token request (the one grant
 // whose request can always be served twice) use the client cache; it runs

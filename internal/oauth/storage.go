@@ -33,8 +33,8 @@ type fositeStore struct {
 	clients clientCache
 	// records and clientRows are the access token check's cache, read
 	// with liveTokenQuery (tokencache.go).
-	records        tokenRecords
-	clientRows     clientRows
+	records        *memo[*record] // by signature hash
+	clientRows     *memo[*Client] // by client id
 	liveTokenQuery string
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sync"
 
 	"github.com/ory/fosite"
 
@@ -26,58 +25,18 @@ import (
 // revision moved is the client row read again (with the record, by the
 // full statement).
 
-// tokenCacheSize bounds each cache; past it a cache starts again empty.
+// tokenCacheSize bounds each of the two caches (see memo).
 const tokenCacheSize = 16384
 
-// tokenRecords are parsed access token records by signature hash.
-type tokenRecords struct {
-	mu sync.RWMutex
-	m  map[string]*record
-}
-
-func (t *tokenRecords) get(hash string) *record {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.m[hash]
-}
-
-func (t *tokenRecords) put(hash string, rec *record) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.m[hash]; !ok && (t.m == nil || len(t.m) >= tokenCacheSize) {
-		t.m = make(map[string]*record)
-	}
-	t.m[hash] = rec
-}
-
-// clientRows are client rows by id, each good while the client's revision
-// is the one it was read at.
-type clientRows struct {
-	mu sync.RWMutex
-	m  map[string]*Client
-}
-
-// at is a copy of client id's row at revision rev, or nil.
-func (c *clientRows) at(id string, rev int64) *Client {
-	c.mu.RLock()
-	row := c.m[id]
-	c.mu.RUnlock()
+// clientRowAt is a copy of the row of client id kept in rows if it is at
+// revision rev, or nil.
+func clientRowAt(rows *memo[*Client], id string, rev int64) *Client {
+	row, _ := rows.get(id)
 	if row == nil || row.Revision != rev {
 		return nil
 	}
 	cp := *row
 	return &cp
-}
-
-func (c *clientRows) put(row *Client) {
-	cp := *row
-	cp.remembered = false
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[row.ID]; !ok && (c.m == nil || len(c.m) >= tokenCacheSize) {
-		c.m = make(map[string]*Client)
-	}
-	c.m[row.ID] = &cp
 }
 
 // liveTokenQuery is what the token check reads when the node knows the
@@ -93,7 +52,7 @@ func liveTokenQuery(d store.Dialect) string {
 // knows its record and its client row at the current revision: nil (and
 // no error) when it cannot answer, and the caller reads the row whole.
 func (s *fositeStore) knownAccessToken(ctx context.Context, hash string) (*tokenRow, error) {
-	rec := s.records.get(hash)
+	rec, _ := s.records.get(hash)
 	if rec == nil {
 		return nil, nil
 	}
@@ -110,7 +69,7 @@ func (s *fositeStore) knownAccessToken(ctx context.Context, hash string) (*token
 	case err != nil:
 		return nil, dbErr("get "+kindAccess, err)
 	}
-	if r.Client = s.clientRows.at(r.ClientID, rev); r.Client == nil {
+	if r.Client = clientRowAt(s.clientRows, r.ClientID, rev); r.Client == nil {
 		return nil, nil
 	}
 	if r.Consent, err = cons.Consent(); err != nil {
@@ -129,6 +88,8 @@ func (s *fositeStore) rememberAccessToken(hash string, r *tokenRow) error {
 	}
 	r.rec = rec
 	s.records.put(hash, rec)
-	s.clientRows.put(r.Client)
+	row := *r.Client
+	row.remembered = false
+	s.clientRows.put(row.ID, &row)
 	return nil
 }

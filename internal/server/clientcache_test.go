@@ -14,7 +14,6 @@ import (
 	"github.com/consentgate/consentgate/internal/httpapi"
 	"github.com/consentgate/consentgate/internal/store"
 	"github.com/consentgate/consentgate/internal/testutil"
-	"github.com/consentgate/consentgate/internal/testutil/testdb"
 )
 
 // A node answers client_credentials token requests from a client row it
@@ -23,9 +22,7 @@ import (
 // token commits only while the client's revision is the remembered one,
 // and a remembered row never refuses.
 func TestRememberedClientFollowsEveryChange(t *testing.T) {
-	for _, d := range testdb.Dialects() {
-		t.Run(string(d), func(t *testing.T) { rememberedClientFollowsChanges(t, testutil.Start(t, d, testutil.Options{})) })
-	}
+	eachDialect(t, rememberedClientFollowsChanges)
 }
 
 func rememberedClientFollowsChanges(t *testing.T, srv *testutil.Server) {
