@@ -31,10 +31,10 @@ import (
 //     suspension is always a fresh one.
 //   - Only clients whose request can be served twice are remembered: a
 //     private_key_jwt assertion or a DPoP proof is spent by the first try.
-//   - Nothing else reads this cache: PAR and the other grants read the row
-//     as before, and the access token check (data API, introspection)
-//     keeps client rows of its own, used only at the revision it reads
-//     live with the token (tokencache.go).
+//   - Nothing else answers from a remembered row this way: PAR and the
+//     other grants read the row as before, and the access token check
+//     (data API, introspection) uses the node's rows only at the revision
+//     it reads live with the token (tokencache.go).
 
 // clientCacheMode is how a request's client reads use the cache.
 type clientCacheMode int
@@ -57,25 +57,17 @@ func clientCacheModeOf(ctx context.Context) clientCacheMode {
 	return m
 }
 
-// clientCacheSize bounds the rows a node remembers (a bank has hundreds
-// of apps, not thousands; see memo).
-const clientCacheSize = 4096
-
-// clientCache is the client rows a node remembers, by id.
-type clientCache struct{ rows *memo[*Client] }
-
-func newClientCache() clientCache { return clientCache{rows: newMemo[*Client](clientCacheSize)} }
-
 // rememberable reports whether token requests of c may be answered from a
 // remembered row (see above).
 func rememberable(c *Client) bool {
 	return c.AuthMethod == AuthClientSecretBasic && !c.DPoP && !c.Suspended()
 }
 
-// get is a copy of the remembered row of id, marked remembered, or nil.
-func (cc clientCache) get(id string) *Client {
-	c, _ := cc.rows.get(id)
-	if c == nil {
+// rememberedClient is a copy of the node's row of client id, marked
+// remembered, when the token endpoint may answer from it; nil otherwise.
+func (s *fositeStore) rememberedClient(id string) *Client {
+	c, _ := s.clientRows.get(id)
+	if c == nil || !rememberable(c) {
 		return nil
 	}
 	cp := *c
@@ -83,19 +75,14 @@ func (cc clientCache) get(id string) *Client {
 	return &cp
 }
 
-// put remembers the row c, just read, or forgets the client when its
-// requests may not be answered from memory.
-func (cc clientCache) put(c *Client) {
-	if !rememberable(c) {
-		cc.forget(c.ID)
-		return
-	}
+// keepClient keeps a copy of the row c, just read, as the node's row of
+// that client (for the token endpoint above and the access token check,
+// tokencache.go).
+func (s *fositeStore) keepClient(c *Client) {
 	cp := *c
 	cp.remembered = false
-	cc.rows.put(c.ID, &cp)
+	s.clientRows.put(c.ID, &cp)
 }
-
-func (cc clientCache) forget(id string) { cc.rows.forget(id) }
 
 // rememberClients lets a client_credentials token request (the one grant
 // whose request can always be served twice) use the client cache; it runs

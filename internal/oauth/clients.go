@@ -271,7 +271,7 @@ func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
 	}
 	mode := clientCacheModeOf(ctx)
 	if mode == cacheUse {
-		if c := s.clients.get(id); c != nil {
+		if c := s.rememberedClient(id); c != nil {
 			return c, nil
 		}
 	}
@@ -280,14 +280,14 @@ func (s *fositeStore) client(ctx context.Context, id string) (*Client, error) {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if mode != cacheOff {
-			s.clients.forget(id)
+			s.clientRows.forget(id)
 		}
 		return nil, fosite.ErrNotFound.WithHint("Unknown client.")
 	case err != nil:
 		return nil, dbErr("get client", err)
 	}
 	if mode != cacheOff {
-		s.clients.put(c)
+		s.keepClient(c)
 	}
 	return c, nil
 }

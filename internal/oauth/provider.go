@@ -178,8 +178,8 @@ func New(d Deps) (*Provider, error) {
 	}
 	p.directory = dir
 	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}, tokenQuery: tokenQuery(d.DB.Dialect),
-		liveTokenQuery: liveTokenQuery(d.DB.Dialect), clients: newClientCache(),
-		records: newMemo[*record](tokenCacheSize), clientRows: newMemo[*Client](tokenCacheSize)}
+		liveTokenQuery: liveTokenQuery(d.DB.Dialect),
+		clientRows:     newMemo[*Client](clientRowsSize), records: newMemo[*record](tokenRecordsSize)}
 	p.config = &fosite.Config{
 		AccessTokenLifespan:             accessTokenLifespan,
 		AuthorizeCodeLifespan:           authorizeCodeLifespan,

@@ -28,13 +28,14 @@ type fositeStore struct {
 	batch *tokenBatcher // token rows written outside a fosite transaction
 	// tokenQuery is getToken's statement in the database's SQL.
 	tokenQuery string
-	// clients are the client rows this node remembers for
-	// client_credentials token requests (clientcache.go).
-	clients clientCache
-	// records and clientRows are the access token check's cache, read
-	// with liveTokenQuery (tokencache.go).
-	records        *memo[*record] // by signature hash
-	clientRows     *memo[*Client] // by client id
+	// clientRows are the client rows this node has read, by id: the token
+	// endpoint answers client_credentials requests from them under a
+	// precondition (clientcache.go), and the access token check uses them
+	// at the revision it reads live (tokencache.go). records are the
+	// parsed records of the access tokens it has checked, by signature
+	// hash, read with liveTokenQuery.
+	clientRows     *memo[*Client]
+	records        *memo[*record]
 	liveTokenQuery string
 }
 

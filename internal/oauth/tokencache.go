@@ -25,13 +25,17 @@ import (
 // revision moved is the client row read again (with the record, by the
 // full statement).
 
-// tokenCacheSize bounds each of the two caches (see memo).
-const tokenCacheSize = 16384
+// tokenRecordsSize and clientRowsSize bound the node's token records and
+// client rows (see memo; a bank has hundreds of apps, not thousands).
+const (
+	tokenRecordsSize = 16384
+	clientRowsSize   = 4096
+)
 
-// clientRowAt is a copy of the row of client id kept in rows if it is at
-// revision rev, or nil.
-func clientRowAt(rows *memo[*Client], id string, rev int64) *Client {
-	row, _ := rows.get(id)
+// clientAt is a copy of the node's row of client id if it is at revision
+// rev, or nil.
+func (s *fositeStore) clientAt(id string, rev int64) *Client {
+	row, _ := s.clientRows.get(id)
 	if row == nil || row.Revision != rev {
 		return nil
 	}
@@ -69,7 +73,7 @@ func (s *fositeStore) knownAccessToken(ctx context.Context, hash string) (*token
 	case err != nil:
 		return nil, dbErr("get "+kindAccess, err)
 	}
-	if r.Client = clientRowAt(s.clientRows, r.ClientID, rev); r.Client == nil {
+	if r.Client = s.clientAt(r.ClientID, rev); r.Client == nil {
 		return nil, nil
 	}
 	if r.Consent, err = cons.Consent(); err != nil {
@@ -88,8 +92,6 @@ func (s *fositeStore) rememberAccessToken(hash string, r *tokenRow) error {
 	}
 	r.rec = rec
 	s.records.put(hash, rec)
-	row := *r.Client
-	row.remembered = false
-	s.clientRows.put(row.ID, &row)
+	s.keepClient(r.Client)
 	return nil
 }
