@@ -140,7 +140,7 @@ type Browser struct {
 // NewBrowser returns a browser with an empty cookie jar.
 func (s *Server) NewBrowser() *Browser {
 	jar, _ := cookiejar.New(nil)
-	return &Browser{s: s, c: &http.Client{Jar: jar, CheckRedirect: noRedirects, Timeout: s.client.Timeout}}
+	return &Browser{s: s, c: &http.Client{Jar: jar, CheckRedirect: noRedirects, Timeout: s.client.Timeout, Transport: s.client.Transport}}
 }
 
 // Cookies returns the browser's cookies for u.
