@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -188,6 +189,20 @@ func thousands(n int) string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
+// ratioText prints ratio to two decimals, or to as many more as it takes
+// not to round it onto or across target: 0.595 against 0.6 reads "0.595",
+// not "0.60 … NOT met".
+func ratioText(ratio, target float64) string {
+	for d := 2; d < 6; d++ {
+		p := math.Pow(10, float64(d))
+		r := math.Round(ratio*p) / p
+		if ratio == target || !(min(r, ratio) <= target && target <= max(r, ratio)) {
+			return strconv.FormatFloat(ratio, 'f', d, 64)
+		}
+	}
+	return strconv.FormatFloat(ratio, 'f', 6, 64)
+}
+
 // WriteTable prints the results as aligned text.
 func (r *Report) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -260,7 +275,7 @@ func (r *Report) Targets() []Target {
 				ratio := float64(hi.P99) / float64(max(lo.P99, 1))
 				out = append(out, Target{
 					Name:     fmt.Sprintf("%s: %s p99 flat (≤ 1.5×) from %s to %s", db, ep, SizeLabel(sizes[0]), SizeLabel(sizes[len(sizes)-1])),
-					Measured: fmt.Sprintf("%.2f× (p99 %s → %s ms; p50 %s → %s ms)", ratio, ms(lo.P99), ms(hi.P99), ms(lo.P50), ms(hi.P50)),
+					Measured: fmt.Sprintf("%s× (p99 %s → %s ms; p50 %s → %s ms)", ratioText(ratio, flatTarget), ms(lo.P99), ms(hi.P99), ms(lo.P50), ms(hi.P50)),
 					Met:      ratio <= flatTarget, Known: true,
 				})
 			}
@@ -276,7 +291,7 @@ func (r *Report) Targets() []Target {
 				}
 				ratio := g.RPS / u.RPS
 				known, met = true, met && ratio >= gatedRatioTarget
-				parts = append(parts, fmt.Sprintf("%s %.2f (%.0f/%.0f req/s)", SizeLabel(n), ratio, g.RPS, u.RPS))
+				parts = append(parts, fmt.Sprintf("%s %s (%.0f/%.0f req/s)", SizeLabel(n), ratioText(ratio, gatedRatioTarget), g.RPS, u.RPS))
 			}
 			out = append(out, Target{
 				Name:     fmt.Sprintf("%s: gated %s ≥ %.1f × ungated", db, pair[0], gatedRatioTarget),

@@ -260,6 +260,22 @@ func TestThousands(t *testing.T) {
 	}
 }
 
+// TestRatioText: a ratio near its target shows the digits that decide the
+// verdict; others keep two decimals.
+func TestRatioText(t *testing.T) {
+	for _, c := range []struct {
+		ratio, target float64
+		want          string
+	}{
+		{0.595, 0.6, "0.595"}, {1.996, 2, "1.996"}, {0.5999, 0.6, "0.5999"}, {1.504, 1.5, "1.504"},
+		{0.6, 0.6, "0.60"}, {0.63, 0.6, "0.63"}, {1.25, 1, "1.25"}, {0.512, 0.6, "0.51"}, {2.08, 2, "2.08"},
+	} {
+		if got := ratioText(c.ratio, c.target); got != c.want {
+			t.Errorf("ratioText(%v, %v) = %q, want %q", c.ratio, c.target, got, c.want)
+		}
+	}
+}
+
 // TestIngestBodies: every body is a valid batch of IngestBatch new
 // transactions for the provider API (the real parser and validator), and
 // no two requests share an id.

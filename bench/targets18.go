@@ -42,7 +42,7 @@ func (r *Report) issue18Targets(db string, sizes []int) []Target {
 		if ok1 && ok2 && ref.RPS > 0 {
 			ratio := ours.RPS / ref.RPS
 			t.Known, t.Met = true, ratio >= referenceRatioTarget
-			t.Measured = fmt.Sprintf("%.2f× (%.0f / %.0f req/s; p99 %s / %s ms)", ratio, ours.RPS, ref.RPS, ms(ours.P99), ms(ref.P99))
+			t.Measured = fmt.Sprintf("%s× (%.0f / %.0f req/s; p99 %s / %s ms)", ratioText(ratio, referenceRatioTarget), ours.RPS, ref.RPS, ms(ours.P99), ms(ref.P99))
 		} else if ok1 {
 			t.Measured = fmt.Sprintf("ours %.0f req/s; %s not measured (see the notes)", ours.RPS, ReferenceVersion)
 		}
@@ -58,7 +58,7 @@ func (r *Report) issue18Targets(db string, sizes []int) []Target {
 		}
 		ratio := m.RPS / before
 		t.Known, t.Met = true, t.Met && ratio >= ungatedGrowthTarget
-		parts = append(parts, fmt.Sprintf("%s %.2f× (%.0f / %.0f req/s)", SizeLabel(n), ratio, m.RPS, before))
+		parts = append(parts, fmt.Sprintf("%s %s× (%.0f / %.0f req/s)", SizeLabel(n), ratioText(ratio, ungatedGrowthTarget), m.RPS, before))
 	}
 	t.Measured = strings.Join(parts, ", ")
 	return append(out, t)
