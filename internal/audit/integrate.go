@@ -150,9 +150,14 @@ func integrateOnce(ctx context.Context, db *store.DB, now func() time.Time) (int
 	return n, err
 }
 
+// nothingToIntegrate: no pending event and the tree complete. The pending
+// probe goes by the primary key (ORDER BY id): a sequential scan of
+// PostgreSQL's audit_pending walks the dead rows of every integrated batch
+// not yet vacuumed, 7.7 ms a call under the gated page's load against
+// 1.25 ms by the index (pg_stat_statements, 20 s runs).
 func nothingToIntegrate(ctx context.Context, db *store.DB) (bool, error) {
 	var pending int64
-	if err := db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM audit_pending LIMIT 1) p`).Row().Scan(&pending); err != nil {
+	if err := db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM (SELECT 1 FROM audit_pending ORDER BY id LIMIT 1) p`).Row().Scan(&pending); err != nil {
 		return false, fmt.Errorf("read pending audit events: %w", err)
 	}
 	if pending > 0 {
