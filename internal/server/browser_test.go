@@ -32,10 +32,13 @@ func newChrome(t *testing.T) context.Context {
 		t.Skipf("\n%s\n##  BROWSER TEST SKIPPED: no Chromium at %s (apt-get install chromium)\n%s", strings.Repeat("#", 72), chromiumPath, strings.Repeat("#", 72))
 	}
 	// The networking flags keep Chromium from calling home on a closed
-	// network; root needs --no-sandbox.
+	// network; root needs --no-sandbox. Its own temporary directory (the
+	// org.chromium.Chromium.* singleton directory, which a killed browser
+	// leaves behind) goes under the test's, removed with it.
 	ctx, cancel := chromedp.NewContext(context.Background(), chromedp.WithAllocatorOptions(
 		chromedp.ExecPath(chromiumPath),
 		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-background-networking", true),
