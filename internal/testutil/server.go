@@ -128,6 +128,10 @@ func (c *Clock) Now() time.Time {
 	return time.Now().UTC().Add(c.offset)
 }
 
+// ClockAt is a clock that reads at now at this instant and runs on from
+// there (a demo seeded on a given day, say).
+func ClockAt(at time.Time) *Clock { return &Clock{offset: time.Until(at)} }
+
 // Advance moves the clock forward.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
