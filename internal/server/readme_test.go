@@ -13,15 +13,15 @@ import (
 	"github.com/consentgate/consentgate/internal/testutil"
 )
 
-// TestReadmeSampleTransaction (issue 14 item 12): the transaction the
-// README's walkthrough shows is one the demo really returns for alice's
-// checking account, field for field. The demo's history ends on the day
-// it is seeded, so which transaction comes first changes with the day: the
-// server runs on a clock at readmeSampleDay, the day the sample was taken.
 // readmeSampleDay is when the README's sample was taken (a demo seeded
 // that day).
 var readmeSampleDay = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 
+// TestReadmeSampleTransaction (issue 14 item 12): the transaction the
+// README's walkthrough shows is one the demo really returns for alice's
+// checking account, field for field. The demo's history ends on the day
+// it is seeded, so which transaction comes first changes with the day: the
+// server runs on a clock at readmeSampleDay.
 func TestReadmeSampleTransaction(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
