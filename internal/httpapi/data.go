@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -164,7 +165,7 @@ func (h *dataHandler) listAccounts(c *gin.Context) {
 	// consent's customer still owns come back.
 	as, err := h.accounts.ListByIDs(c.Request.Context(), cons.CustomerID, cons.AccountIDs)
 	if err != nil {
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "listing accounts failed", err))
+		readFailed(c, "listing accounts", err)
 		return
 	}
 	out := list[accountView]{Data: make([]accountView, len(as))}
@@ -186,7 +187,7 @@ func (h *dataHandler) getBalances(c *gin.Context) {
 		WriteProblem(c, apperr.New(apperr.NotFound, "No balance has been reported for this account yet. Try again later."))
 		return
 	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading the balance failed", err))
+		readFailed(c, "reading the balance", err)
 		return
 	}
 	v := balanceView{
@@ -216,7 +217,7 @@ func (h *dataHandler) listTransactions(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading transactions failed", err))
+		readFailed(c, "reading transactions", err)
 		return
 	}
 	// The page is written by hand rather than through transactionView and
@@ -235,4 +236,12 @@ func (h *dataHandler) listTransactions(c *gin.Context) {
 func (h *dataHandler) history(cons *consent.Consent, now time.Time) historyWindow {
 	start := h.purposes.HistoryStart(cons, now)
 	return historyWindow{Start: start, Days: max(int(now.Sub(start)/purpose.Day), 0)}
+}
+
+// readFailed answers a data call whose read of customer data failed: 503
+// service_unavailable, as when the database cannot answer the token check
+// (an outage is not the client's fault, and a retry may succeed).
+// What failed goes to the log with the cause.
+func readFailed(c *gin.Context, what string, err error) {
+	WriteProblem(c, apperr.Wrap(apperr.Unavailable, "The data cannot be read right now; retry shortly.", fmt.Errorf("%s: %w", what, err)))
 }

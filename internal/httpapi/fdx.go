@@ -256,7 +256,7 @@ func (h *fdxHandler) fdxAccounts(c *gin.Context) {
 	cons := PrincipalFrom(c).Consent
 	as, err := h.accounts.ListByIDs(c.Request.Context(), cons.CustomerID, cons.AccountIDs)
 	if err != nil {
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "listing accounts failed", err))
+		readFailed(c, "listing accounts", err)
 		return
 	}
 	out, fs := fdxAccounts{Accounts: make([]fdxAccount, len(as))}, h.fields(cons)
@@ -277,7 +277,7 @@ func (h *fdxHandler) fdxAccount(c *gin.Context) {
 		switch {
 		case errors.Is(err, accounts.ErrNotFound):
 		case err != nil:
-			WriteProblem(c, apperr.Wrap(apperr.Internal, "reading the balance failed", err))
+			readFailed(c, "reading the balance", err)
 			return
 		case a.Type == accounts.TypeCreditCard:
 			// A line of credit's balance is what is owed: positive.
@@ -318,7 +318,7 @@ func (h *fdxHandler) fdxTransactions(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading transactions failed", err))
+		readFailed(c, "reading transactions", err)
 		return
 	}
 	category, _ := fdxCategory(a.Type)
@@ -385,7 +385,7 @@ func (h *fdxHandler) fdxContact(c *gin.Context) {
 		WriteProblem(c, errNoProfile)
 		return
 	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading the profile failed", err))
+		readFailed(c, "reading the profile", err)
 		return
 	}
 	out := fdxContact{Holders: []fdxHolder{{Type: "CONSUMER", Relationship: "PRIMARY",
@@ -419,7 +419,7 @@ func (h *fdxHandler) fdxPaymentNetworks(c *gin.Context) {
 		WriteProblem(c, errNoNumbers)
 		return
 	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading the payment numbers failed", err))
+		readFailed(c, "reading the payment numbers", err)
 		return
 	}
 	open := a.Status == "open"

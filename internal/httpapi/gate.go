@@ -254,7 +254,7 @@ func (h *dataHandler) readAccount(c *gin.Context, customerID, id string) (a *acc
 		WriteProblem(c, errAccountNotFound)
 		return nil, false
 	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "account lookup failed", err))
+		readFailed(c, "account lookup", err)
 		return nil, false
 	}
 	return a, true

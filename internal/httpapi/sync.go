@@ -9,7 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/consentgate/consentgate/internal/accounts"
-	"github.com/consentgate/consentgate/internal/apperr"
 	"github.com/consentgate/consentgate/internal/consent"
 	"github.com/consentgate/consentgate/internal/purpose"
 )
@@ -63,7 +62,7 @@ func (h *dataHandler) listSync(c *gin.Context) {
 	head := pos.Head
 	if !pos.Continuation {
 		if head, err = h.sync.ChangeHead(ctx, accountID); err != nil {
-			WriteProblem(c, apperr.Wrap(apperr.Internal, "reading the account's changes failed", err))
+			readFailed(c, "reading the account's changes", err)
 			return
 		}
 		// A head read on a read replica may be older than where the
@@ -80,7 +79,7 @@ func (h *dataHandler) listSync(c *gin.Context) {
 		WriteProblem(c, errAccountNotFound)
 		return
 	case err != nil:
-		WriteProblem(c, apperr.Wrap(apperr.Internal, "reading the account's changes failed", err))
+		readFailed(c, "reading the account's changes", err)
 		return
 	}
 	next := syncPosition{Head: 0, Seq: head}
