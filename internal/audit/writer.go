@@ -149,11 +149,13 @@ type Rows struct {
 // Precondition is a query that returns a row while an event and the rows
 // it records may be written (AppendWith): a token row, say, only while its
 // client is still at the revision the caller read. The writer runs it in
-// the batch's transaction just before the inserts (a batch runs each
-// distinct query and arguments once); when it returns no row, that event
-// and its rows are left out of the batch, the rest commit, and AppendWith
-// returns an error wrapping ErrPrecondition. Query is the caller's
-// constant with ? placeholders, never input.
+// the batch's transaction just before the inserts, or, for a batch whose
+// events record no rows (a data call's event under its token's state),
+// just before the batch's one INSERT (a batch runs each distinct query and
+// arguments once); when it returns no row, that event and its rows are
+// left out of the batch, the rest commit, and AppendWith returns an error
+// wrapping ErrPrecondition. Query is the caller's constant with ?
+// placeholders, never input.
 type Precondition struct {
 	Query string
 	Args  []any
@@ -342,9 +344,10 @@ func (w *Writer) commit(batch []*request) {
 func (w *Writer) write(ctx context.Context, evs []Event, live []*request) error {
 	if withRows(live) {
 		// Rows recorded with their events (AppendWith) commit in the same
-		// transaction as the events, or not at all.
+		// transaction as the events, or not at all, under their
+		// preconditions checked in that transaction.
 		return w.db.Tx(ctx, func(tx *gorm.DB) error {
-			keep, keepEvs, err := checkPreconditions(tx, live, evs)
+			keep, keepEvs, err := checkPreconditions(func(p *Precondition) (bool, error) { return returnsRow(tx, p) }, live, evs)
 			if err != nil || len(keep) == 0 {
 				return err
 			}
@@ -353,6 +356,16 @@ func (w *Writer) write(ctx context.Context, evs []Event, live []*request) error 
 			}
 			return insertRows(tx, w.db.Dialect, keep)
 		})
+	}
+	// Preconditions of events without rows (a data call answered from a
+	// remembered token state) are checked just before the insert, each
+	// by its own statement: what they guard is an answer, which may rest
+	// on any instant between its request and its event's commit, not a
+	// row that must not outlive a change; so the batch keeps its one
+	// INSERT instead of BEGIN, the checks, INSERT, COMMIT.
+	keep, evs, err := checkPreconditions(func(p *Precondition) (bool, error) { return w.returnsRow(ctx, p) }, live, evs)
+	if err != nil || len(keep) == 0 {
+		return err
 	}
 	if w.direct && len(evs) <= rowsPerInsert(w.db.Dialect) {
 		query, args := pendingInsert(w.db.Dialect, evs)
@@ -365,21 +378,21 @@ func (w *Writer) write(ctx context.Context, evs []Event, live []*request) error 
 }
 
 // withRows reports whether any request of the batch carries rows to
-// insert with its event, or a precondition.
+// insert with its event.
 func withRows(batch []*request) bool {
 	for _, r := range batch {
-		if len(r.with.Values) > 0 || r.with.Require != nil {
+		if len(r.with.Values) > 0 {
 			return true
 		}
 	}
 	return false
 }
 
-// checkPreconditions runs, in the batch's transaction tx, each distinct
-// precondition of the batch's requests once, marks the requests whose
-// precondition returned no row as refused, and returns the others with
-// their events (evs[i] is batch[i]'s).
-func checkPreconditions(tx *gorm.DB, batch []*request, evs []Event) ([]*request, []Event, error) {
+// checkPreconditions runs, by holds, each distinct precondition of the
+// batch's requests once, marks the requests whose precondition returned no
+// row as refused, and returns the others with their events (evs[i] is
+// batch[i]'s).
+func checkPreconditions(holds func(*Precondition) (bool, error), batch []*request, evs []Event) ([]*request, []Event, error) {
 	required := false
 	for _, r := range batch {
 		r.refused = false
@@ -388,18 +401,18 @@ func checkPreconditions(tx *gorm.DB, batch []*request, evs []Event) ([]*request,
 	if !required {
 		return batch, evs, nil
 	}
-	holds := map[string]bool{}
+	seen := map[string]bool{}
 	keep, keepEvs := make([]*request, 0, len(batch)), make([]Event, 0, len(evs))
 	for i, r := range batch {
 		if p := r.with.Require; p != nil {
 			key := fmt.Sprintf("%s\x00%#v", p.Query, p.Args)
-			ok, seen := holds[key]
-			if !seen {
+			ok, done := seen[key]
+			if !done {
 				var err error
-				if ok, err = returnsRow(tx, p); err != nil {
+				if ok, err = holds(p); err != nil {
 					return nil, nil, fmt.Errorf("audit: check an event's precondition: %w", err)
 				}
-				holds[key] = ok
+				seen[key] = ok
 			}
 			if !ok {
 				r.refused = true
@@ -411,9 +424,25 @@ func checkPreconditions(tx *gorm.DB, batch []*request, evs []Event) ([]*request,
 	return keep, keepEvs, nil
 }
 
-// returnsRow reports whether p's query returns a row.
+// returnsRow reports whether p's query returns a row in tx.
 func returnsRow(tx *gorm.DB, p *Precondition) (bool, error) {
 	rows, err := tx.Raw(p.Query, p.Args...).Rows()
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	ok := rows.Next()
+	return ok, rows.Err()
+}
+
+// returnsRow reports whether p's query returns a row, read outside any
+// transaction, straight through database/sql.
+func (w *Writer) returnsRow(ctx context.Context, p *Precondition) (bool, error) {
+	query := p.Query
+	if w.db.Dialect == store.Postgres {
+		query = store.NumberParams(query)
+	}
+	rows, err := w.db.SQL().QueryContext(ctx, query, p.Args...)
 	if err != nil {
 		return false, err
 	}

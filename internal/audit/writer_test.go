@@ -451,6 +451,68 @@ func TestAppendWithPrecondition(t *testing.T) {
 	})
 }
 
+// An event with a precondition and no rows (a data call answered from a
+// remembered token state) is written only while its precondition returns
+// a row, checked just before its batch's insert; plain events and events
+// whose precondition holds share batches with refused ones and commit.
+func TestAppendPreconditionWithoutRows(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		w := NewWriter(db, WriterOptions{MaxDelay: 20 * time.Millisecond})
+		defer w.Close()
+		for _, q := range []string{
+			`CREATE TABLE precondition_state (id TEXT PRIMARY KEY, revision BIGINT NOT NULL, live BOOLEAN NOT NULL)`,
+			`INSERT INTO precondition_state (id, revision, live) VALUES ('k', 1, TRUE)`,
+		} {
+			if err := db.Exec(q).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		at := func(rev int) Rows {
+			return Rows{Require: &Precondition{Query: `SELECT 1 FROM precondition_state WHERE id = ? AND live = ? AND revision = ?`,
+				Args: []any{"k", true, rev}}}
+		}
+		before := w.Stats().Events
+		var wg sync.WaitGroup
+		errs := make([]error, 30)
+		for i := range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				switch i % 3 {
+				case 0: // a plain event
+					_, errs[i] = w.Append(ctx, genEvent(i))
+				case 1: // its precondition holds
+					_, errs[i] = w.AppendWith(ctx, genEvent(i), at(1))
+				case 2: // a stale revision
+					_, errs[i] = w.AppendWith(ctx, genEvent(i), at(0))
+				}
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			switch {
+			case i%3 != 2 && err != nil:
+				t.Errorf("append %d: %v", i, err)
+			case i%3 == 2 && (!errors.Is(err, ErrPrecondition) || errors.Is(err, ErrUnavailable)):
+				t.Errorf("append %d, precondition fails: %v, want ErrPrecondition", i, err)
+			}
+		}
+		if p := countRows(t, db, "audit_pending"); p != 20 {
+			t.Fatalf("%d pending events, want 20 (the plain ones and those whose precondition held)", p)
+		}
+		if n := w.Stats().Events - before; n != 20 {
+			t.Errorf("writer counted %d events, want 20", n)
+		}
+		if err := db.Exec(`UPDATE precondition_state SET live = FALSE`).Error; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.AppendWith(ctx, genEvent(0), at(1)); !errors.Is(err, ErrPrecondition) {
+			t.Fatalf("after the state changed: %v, want ErrPrecondition", err)
+		}
+	})
+}
+
 // Linger waits for more events only after a batch that showed
 // concurrency, and only until the batch is as large as that one was.
 func TestWriterLinger(t *testing.T) {

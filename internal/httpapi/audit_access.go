@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/consentgate/consentgate/internal/apperr"
 	"github.com/consentgate/consentgate/internal/audit"
 	"github.com/consentgate/consentgate/internal/purpose"
+	"github.com/consentgate/consentgate/internal/store"
 )
 
 // Reason of an allowed data.access event; refusals carry their error code.
@@ -30,6 +32,11 @@ const reasonOK = "ok"
 // If the event cannot be recorded the caller gets 503 audit_unavailable
 // instead, and no data. Refusals are held back the same way (fail closed):
 // every answer a client sees, 200 or 4xx, has its event in the log.
+//
+// A call the token check answered from the token state its node read last
+// (canDefer, store.Deferred) has its event committed under the check of
+// that state; if the state changed, the answer is dropped with nothing
+// written, and the call is served again from fresh reads (serveAgain).
 func (h *dataHandler) recordAccess(c *gin.Context) {
 	orig := c.Writer
 	// The headers before the chain ran: restored when its answer is replaced,
@@ -37,6 +44,12 @@ func (h *dataHandler) recordAccess(c *gin.Context) {
 	before := orig.Header().Clone()
 	held := &heldResponse{ResponseWriter: orig, status: http.StatusOK, body: heldBodies.Get().(*bytes.Buffer)}
 	c.Writer = held
+	var deferred *store.Deferred
+	if h.canDefer(c) {
+		var ctx context.Context
+		ctx, deferred = store.WithDeferral(c.Request.Context())
+		c.Request = c.Request.WithContext(ctx)
+	}
 	defer func() {
 		c.Writer = orig
 		if v := recover(); v != nil {
@@ -55,12 +68,23 @@ func (h *dataHandler) recordAccess(c *gin.Context) {
 
 	c.Writer = orig
 	ev := h.accessEvent(c, held.status, refusalReason(c, held.status))
-	if _, err := h.audit.Record(c.Request.Context(), ev); err != nil {
-		header := orig.Header()
-		clear(header)
-		for k, v := range before {
-			header[k] = v
+	_, err := h.record(c.Request.Context(), ev, deferred.Check())
+	if errors.Is(err, audit.ErrPrecondition) {
+		// The token's state this node answered from (store.Deferred) has
+		// changed since: nothing was written and the answer is withheld.
+		// The call is served again from fresh reads, and that answer and
+		// its event are the call's.
+		restoreHeader(orig, before)
+		held.reset()
+		h.serveAgain(c, held)
+		if h.servedAgain != nil {
+			h.servedAgain()
 		}
+		ev = h.accessEvent(c, held.status, refusalReason(c, held.status))
+		_, err = h.audit.Record(c.Request.Context(), ev)
+	}
+	if err != nil {
+		restoreHeader(orig, before)
 		if !errors.Is(err, audit.ErrUnavailable) {
 			err = apperr.Wrap(apperr.AuditUnavailable, "The audit log could not record this request, so no data was returned.", err)
 		}
@@ -78,6 +102,92 @@ func (h *dataHandler) recordAccess(c *gin.Context) {
 		}
 	}
 	held.release()
+}
+
+// restoreHeader makes w's header what it was before the chain ran.
+func restoreHeader(w http.ResponseWriter, before http.Header) {
+	header := w.Header()
+	clear(header)
+	for k, v := range before {
+		header[k] = v
+	}
+}
+
+// appendWither is a recorder that commits an event under a precondition
+// (audit.Writer).
+type appendWither interface {
+	AppendWith(ctx context.Context, ev audit.Event, with audit.Rows) (audit.Event, error)
+}
+
+// canDefer reports whether the call's token check may answer from the
+// token's state the node read last, deferring its check to the commit of
+// the call's event (store.Deferred; the oauth store decides whether it
+// has such a state). Only where serving the call again changes nothing
+// but the answer: a GET, with a bearer token (a DPoP proof is spent by the
+// first check), and with the customer present (an unattended call is
+// counted against the consent's daily limit, and would be counted twice);
+// and only with a recorder that can commit under the check and a chain
+// to serve the call again with (serveAgain).
+func (h *dataHandler) canDefer(c *gin.Context) bool {
+	if h.replay == nil || c.Request.Method != http.MethodGet || len(c.Request.Header.Values(HeaderCustomerIP)) == 0 {
+		return false
+	}
+	if _, ok := h.audit.(appendWither); !ok {
+		return false
+	}
+	scheme, _, _ := strings.Cut(c.Request.Header.Get("Authorization"), " ")
+	return strings.EqualFold(scheme, "Bearer")
+}
+
+// record commits ev, under check when the call was answered from a
+// remembered token state.
+func (h *dataHandler) record(ctx context.Context, ev audit.Event, check *store.Check) (audit.Event, error) {
+	if check == nil {
+		return h.audit.Record(ctx, ev)
+	}
+	return h.audit.(appendWither).AppendWith(ctx, ev, audit.Rows{Require: &audit.Precondition{Query: check.Query, Args: check.Args}})
+}
+
+// replayKey holds, in the context of a call served again, the gin context
+// of the call's first run.
+type replayKey struct{}
+
+// serveAgain serves c's call once more through the data chain without its
+// audit step (h.replay, mounted with replayed in its place), every read
+// live, the answer into w; what the call's event is made of comes back to
+// c (replayed). The rate limit is not applied again (admit).
+func (h *dataHandler) serveAgain(c *gin.Context, w http.ResponseWriter) {
+	ctx := context.WithValue(store.WithoutDeferral(c.Request.Context()), replayKey{}, c)
+	h.replay.ServeHTTP(w, c.Request.WithContext(ctx))
+}
+
+// replayed is the first step of the chain serveAgain runs: after the
+// chain, it gives the first run's context what accessEvent and the
+// metrics read (the caller, the principal, the errors), replacing what the
+// first run had left there.
+func (h *dataHandler) replayed(c *gin.Context) {
+	c.Next()
+	first, _ := c.Request.Context().Value(replayKey{}).(*gin.Context)
+	if first == nil {
+		return
+	}
+	for _, key := range []string{callerKey, principalKey, accountKey, accountIDKey} {
+		if v, ok := c.Get(key); ok {
+			first.Set(key, v)
+		} else {
+			first.Delete(key)
+		}
+	}
+	first.Errors = append(first.Errors[:0], c.Errors...)
+}
+
+// newReplay is the engine serveAgain runs a call through: mount registers
+// the data routes on it with replayed as their first step.
+func newReplay(mount func(gin.IRouter)) *gin.Engine {
+	e := gin.New()
+	e.ContextWithFallback = true
+	mount(e)
+	return e
 }
 
 // accessEvent describes the call as far as the gate learnt it: a call
@@ -166,6 +276,12 @@ func (w *heldResponse) release() {
 		b.Reset()
 		heldBodies.Put(b)
 	}
+}
+
+// reset empties the answer for the call to be served again.
+func (w *heldResponse) reset() {
+	w.status, w.written = http.StatusOK, false
+	w.body.Reset()
 }
 
 func (w *heldResponse) WriteHeader(code int) {

@@ -29,6 +29,11 @@ type dataHandler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	limit     RateLimiter // nil: no rate limit
+	// replay serves a call again when the token state it was answered
+	// from changed before its event committed (serveAgain); nil where
+	// calls are never answered from a remembered state (userinfo).
+	replay      http.Handler
+	servedAgain func() // nil: not counted
 }
 
 // RegisterData mounts the data API of SPEC §3 on r:
@@ -47,7 +52,14 @@ type dataHandler struct {
 // must not start.
 func RegisterData(r gin.IRouter, d Deps) {
 	h := newDataHandler(d)
-	v1 := r.Group("/v1", h.recordAccess, h.authenticate)
+	h.routes(r, h.recordAccess)
+	h.replay = newReplay(func(e gin.IRouter) { h.routes(e, h.replayed) })
+}
+
+// routes mounts the data routes on r, first their first step: the audit
+// step, or replayed on the engine that serves a call again (serveAgain).
+func (h *dataHandler) routes(r gin.IRouter, first gin.HandlerFunc) {
+	v1 := r.Group("/v1", first, h.authenticate)
 	v1.GET("/accounts", h.decide(purpose.ScopeAccounts, consent.ResourceAccounts), h.listAccounts)
 	v1.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts, consent.ResourceAccount), h.loadAccount, h.getAccount)
 	v1.GET("/accounts/:account_id/balances", h.decide(purpose.ScopeBalances, consent.ResourceBalances), h.loadAccount, h.getBalances)
@@ -68,7 +80,7 @@ func newDataHandler(d Deps) *dataHandler {
 		panic("httpapi: Deps.Usage is required (SPEC §4 daily limits)")
 	}
 	h := &dataHandler{accounts: d.Accounts, auth: d.Auth, audit: d.Audit, usage: d.Usage, sync: d.Sync, cursorKey: d.CursorKey,
-		purposes: d.Purposes, log: d.Logger, now: d.Now, limit: d.Limiter}
+		purposes: d.Purposes, log: d.Logger, now: d.Now, limit: d.Limiter, servedAgain: d.ServedAgain}
 	if h.cursorKey == nil {
 		h.cursorKey = make([]byte, 32)
 		if _, err := rand.Read(h.cursorKey); err != nil {
@@ -240,7 +252,8 @@ func (h *dataHandler) history(cons *consent.Consent, now time.Time) historyWindo
 
 // readFailed answers a data call whose read of customer data failed: 503
 // service_unavailable, as when the database cannot answer the token check
-// (an outage is not the client's fault, and a retry may succeed).
+// (an outage is not the client's fault, and a retry may succeed; a call
+// answered from a remembered token state meets an outage here first).
 // What failed goes to the log with the cause.
 func readFailed(c *gin.Context, what string, err error) {
 	WriteProblem(c, apperr.Wrap(apperr.Unavailable, "The data cannot be read right now; retry shortly.", fmt.Errorf("%s: %w", what, err)))

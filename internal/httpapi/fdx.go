@@ -62,7 +62,14 @@ func RegisterFDX(r gin.IRouter, d FDXDeps) {
 		panic("httpapi.RegisterFDX: Profiles, Numbers, Posted and Subjects are required")
 	}
 	h := &fdxHandler{dataHandler: newDataHandler(d.Deps), profiles: d.Profiles, numbers: d.Numbers, posted: d.Posted, subject: d.Subjects}
-	g := r.Group("/fdx/v6", renderWith(writeFDXError), h.recordAccess, h.authenticate)
+	h.routes(r, h.recordAccess)
+	h.replay = newReplay(func(e gin.IRouter) { h.routes(e, h.replayed) })
+}
+
+// routes mounts the FDX routes on r, first their first step (as
+// dataHandler.routes).
+func (h *fdxHandler) routes(r gin.IRouter, first gin.HandlerFunc) {
+	g := r.Group("/fdx/v6", renderWith(writeFDXError), first, h.authenticate)
 	g.GET("/customers/current", h.decideAny(consent.ResourceCustomer, purpose.ScopeOpenID, purpose.ScopeAccounts), h.currentCustomer)
 	g.GET("/accounts", h.decide(purpose.ScopeAccounts, consent.ResourceAccounts), h.fdxAccounts)
 	g.GET("/accounts/:account_id", h.decide(purpose.ScopeAccounts, consent.ResourceAccount), h.loadAccount, h.fdxAccount)

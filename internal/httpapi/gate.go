@@ -76,10 +76,10 @@ func (h *dataHandler) authenticate(c *gin.Context) {
 
 // admit applies the client's rate limit: over it, 429 rate_limited with
 // Retry-After (recorded by recordAccess as a denied data.access naming the
-// client).
+// client). A call served again (serveAgain) is not counted twice.
 func (h *dataHandler) admit(c *gin.Context, clientID string) bool {
-	if h.limit == nil {
-		return true
+	if h.limit == nil || c.Request.Context().Value(replayKey{}) != nil {
+		return true // a call served again was admitted on its first run
 	}
 	wait, err := h.limit.Allow(c.Request.Context(), clientID)
 	if err != nil {

@@ -40,8 +40,11 @@ type Principal struct {
 // Authenticator validates the access token of a request.
 type Authenticator interface {
 	// Authenticate reads the request's access token, validates it and loads
-	// its consent without any cache (a revocation must show on the next
-	// request). Token problems are returned as *TokenError.
+	// its consent live (a revocation must show on the next request), or,
+	// when ctx has an open store.Deferred slot, may answer from the state
+	// it read last and leave the check of that state in the slot, for the
+	// commit of the call's event. Token problems are returned as
+	// *TokenError.
 	Authenticate(ctx context.Context, r *http.Request) (*Principal, error)
 }
 
@@ -96,4 +99,8 @@ type Deps struct {
 	Logger    *slog.Logger     // refused purposes are logged here as security events; nil: discard
 	Now       func() time.Time // nil: time.Now
 	Limiter   RateLimiter      // per-client rate limit; nil: none
+	// ServedAgain is called for every call served a second time because
+	// the token state it was answered from changed before its event
+	// committed (audit_access.go); nil: not counted.
+	ServedAgain func()
 }

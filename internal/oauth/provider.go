@@ -179,7 +179,8 @@ func New(d Deps) (*Provider, error) {
 	p.directory = dir
 	p.store = &fositeStore{db: d.DB, now: p.now, batch: &tokenBatcher{db: d.DB}, tokenQuery: tokenQuery(d.DB.Dialect),
 		liveTokenQuery: liveTokenQuery(d.DB.Dialect),
-		clientRows:     newMemo[*Client](clientRowsSize), records: newMemo[*record](tokenRecordsSize)}
+		clientRows:     newMemo[*Client](clientRowsSize), records: newMemo[*record](tokenRecordsSize),
+		liveTokens: newMemo[*liveToken](tokenRecordsSize)}
 	p.config = &fosite.Config{
 		AccessTokenLifespan:             accessTokenLifespan,
 		AuthorizeCodeLifespan:           authorizeCodeLifespan,

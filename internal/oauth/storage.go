@@ -37,6 +37,10 @@ type fositeStore struct {
 	clientRows     *memo[*Client]
 	records        *memo[*record]
 	liveTokenQuery string
+	// liveTokens are the states this node last read of the access tokens
+	// it checks, by signature hash: a data call may be answered from one
+	// under a deferred check (tokencache.go).
+	liveTokens *memo[*liveToken]
 }
 
 // compose.Compose type-asserts the storage for each factory and panics on a

@@ -20,6 +20,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	refusals *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// servedAgain counts data calls answered from a remembered token state
+	// that changed before their audit event committed (httpapi.Deps.ServedAgain).
+	servedAgain prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -38,8 +41,12 @@ func newMetrics() *metrics {
 			Help:    "HTTP request latency by route template.",
 			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
+		servedAgain: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "consentgate_data_calls_served_again_total",
+			Help: "Data calls answered from the token state the node read last, which had changed (a revocation, a suspension, a grant change) before the call's audit event committed: withheld and served again from fresh reads.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.refusals, m.duration,
+	m.reg.MustRegister(m.requests, m.refusals, m.duration, m.servedAgain,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -223,7 +223,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 	httpapi.RegisterData(r, httpapi.Deps{
 		Accounts: dataAccounts, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 		Usage:  consent.NewSQLStore(s.db),
-		Logger: s.log, Now: s.now, Limiter: s.limiter,
+		Logger: s.log, Now: s.now, Limiter: s.limiter, ServedAgain: m.servedAgain.Inc,
 		Sync: dataAccounts, CursorKey: rk.syncCursor(),
 	})
 	httpapi.RegisterUserinfo(r, httpapi.UserinfoDeps{
@@ -235,7 +235,7 @@ func (s *Server) init(ctx context.Context, opts Options) error {
 		Deps: httpapi.Deps{
 			Accounts: dataAccounts, Auth: dataAuthenticator{provider}, Audit: s.audit.recorder, Purposes: purposes,
 			Usage:  consent.NewSQLStore(s.db),
-			Logger: s.log, Now: s.now, Limiter: s.limiter,
+			Logger: s.log, Now: s.now, Limiter: s.limiter, ServedAgain: m.servedAgain.Inc,
 		},
 		Profiles: ident, Numbers: dataAccounts, Posted: dataAccounts, Subjects: pairwise.Subject,
 	})

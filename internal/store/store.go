@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -189,4 +190,26 @@ func IsSerializationFailure(err error) bool {
 func Placeholders(rows, cols int) string {
 	group := "(" + strings.Repeat("?, ", cols-1) + "?)"
 	return strings.Repeat(group+", ", rows-1) + group
+}
+
+// NumberParams is query with its ? placeholders numbered, $1, $2, …, for
+// PostgreSQL's driver when the query bypasses gorm. The query is the
+// caller's constant: a ? inside a string literal would be numbered too.
+func NumberParams(query string) string {
+	n := strings.Count(query, "?")
+	if n == 0 {
+		return query
+	}
+	b := make([]byte, 0, len(query)+2*n)
+	i := 0
+	for j := 0; j < len(query); j++ {
+		if query[j] != '?' {
+			b = append(b, query[j])
+			continue
+		}
+		i++
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(i), 10)
+	}
+	return string(b)
 }

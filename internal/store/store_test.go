@@ -16,3 +16,15 @@ func TestPlaceholders(t *testing.T) {
 		}
 	}
 }
+
+func TestNumberParams(t *testing.T) {
+	for in, want := range map[string]string{
+		"SELECT 1":                       "SELECT 1",
+		"SELECT 1 WHERE a = ? AND b = ?": "SELECT 1 WHERE a = $1 AND b = $2",
+		"?,?,?,?,?,?,?,?,?,?,?":          "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11",
+	} {
+		if got := NumberParams(in); got != want {
+			t.Errorf("NumberParams(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
