@@ -3,6 +3,7 @@ package server_test
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/consentgate/consentgate/internal/httpapi"
@@ -16,7 +17,8 @@ import (
 // node would change it, and each time the very next call gets the answer
 // of the new state: served again (counted in
 // consentgate_data_calls_served_again_total) with exactly one data.access
-// event, the one of the answer sent. The counter only moves if the call
+// event, the one of the answer sent; on /v1 and on the FDX routes, each
+// served again through its own chain. The counter only moves if the call
 // was answered from memory first, so the test also proves the deferral
 // is taken.
 func TestDeferredTokenCheck(t *testing.T) {
@@ -35,7 +37,7 @@ func TestDeferredTokenCheck(t *testing.T) {
 		account := list.Data[0].AccountID
 		page := "/v1/accounts/" + account + "/transactions?limit=5"
 		const served = "consentgate_data_calls_served_again_total"
-		call := func(id string, want int) {
+		call := func(id string, want int) *testutil.Response {
 			t.Helper()
 			before := metric(t, s, served)
 			r := s.Get(t, page, tok.AccessToken, httpapi.HeaderInteractionID, id)
@@ -49,6 +51,7 @@ func TestDeferredTokenCheck(t *testing.T) {
 			if len(evs) != 1 || evs[0]["status"] != float64(want) {
 				t.Errorf("call %s: data.access events %v, want one with status %d", id, evs, want)
 			}
+			return r
 		}
 		warm := func() {
 			t.Helper()
@@ -89,6 +92,17 @@ func TestDeferredTokenCheck(t *testing.T) {
 		warm()
 		exec(`UPDATE oauth_tokens SET active = ? WHERE kind = 'access_token' AND request_id = ?`, false, tok.GrantID)
 		call("deferred-token-revoked", http.StatusUnauthorized)
+
+		// The FDX routes, served again through their own chain: a revoked
+		// token gets FDX's RFC 6750 401.
+		tok = s.Authorize(t, testutil.DemoFlow())
+		page = "/fdx/v6/accounts/" + account + "/transactions?limit=5"
+		warm()
+		exec(`UPDATE oauth_tokens SET active = ? WHERE kind = 'access_token' AND request_id = ?`, false, tok.GrantID)
+		r = call("deferred-fdx-token-revoked", http.StatusUnauthorized)
+		if !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("FDX call with a revoked token: WWW-Authenticate %q", r.Header.Get("WWW-Authenticate"))
+		}
 	})
 }
 

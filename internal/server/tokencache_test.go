@@ -10,7 +10,8 @@ import (
 )
 
 // A node keeps the records of the access tokens it has checked, yet what
-// can change is read on every call: changes written straight to the
+// can change is read on every call, or checked before the call's answer
+// leaves (TestDeferredTokenCheck): changes written straight to the
 // database, as another node would, hold from the very next data call.
 func TestAccessTokenCheckReadsStateLive(t *testing.T) {
 	eachDialect(t, func(t *testing.T, s *testutil.Server) {
