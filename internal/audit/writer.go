@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -347,7 +348,9 @@ func (w *Writer) write(ctx context.Context, evs []Event, live []*request) error 
 		// transaction as the events, or not at all, under their
 		// preconditions checked in that transaction.
 		return w.db.Tx(ctx, func(tx *gorm.DB) error {
-			keep, keepEvs, err := checkPreconditions(func(p *Precondition) (bool, error) { return returnsRow(tx, p) }, live, evs)
+			keep, keepEvs, err := checkPreconditions(func(p *Precondition) (bool, error) {
+				return returnsRow(ctx, tx.Statement.ConnPool, w.db.Dialect, p)
+			}, live, evs)
 			if err != nil || len(keep) == 0 {
 				return err
 			}
@@ -363,7 +366,9 @@ func (w *Writer) write(ctx context.Context, evs []Event, live []*request) error 
 	// on any instant between its request and its event's commit, not a
 	// row that must not outlive a change; so the batch keeps its one
 	// INSERT instead of BEGIN, the checks, INSERT, COMMIT.
-	keep, evs, err := checkPreconditions(func(p *Precondition) (bool, error) { return w.returnsRow(ctx, p) }, live, evs)
+	keep, evs, err := checkPreconditions(func(p *Precondition) (bool, error) {
+		return returnsRow(ctx, w.db.SQL(), w.db.Dialect, p)
+	}, live, evs)
 	if err != nil || len(keep) == 0 {
 		return err
 	}
@@ -424,25 +429,19 @@ func checkPreconditions(holds func(*Precondition) (bool, error), batch []*reques
 	return keep, keepEvs, nil
 }
 
-// returnsRow reports whether p's query returns a row in tx.
-func returnsRow(tx *gorm.DB, p *Precondition) (bool, error) {
-	rows, err := tx.Raw(p.Query, p.Args...).Rows()
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	ok := rows.Next()
-	return ok, rows.Err()
+// querier is a pool, a connection or a transaction (gorm.ConnPool).
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// returnsRow reports whether p's query returns a row, read outside any
-// transaction, straight through database/sql.
-func (w *Writer) returnsRow(ctx context.Context, p *Precondition) (bool, error) {
+// returnsRow reports whether p's query returns a row on q, straight
+// through database/sql (its ? numbered for PostgreSQL's driver).
+func returnsRow(ctx context.Context, q querier, d store.Dialect, p *Precondition) (bool, error) {
 	query := p.Query
-	if w.db.Dialect == store.Postgres {
+	if d == store.Postgres {
 		query = store.NumberParams(query)
 	}
-	rows, err := w.db.SQL().QueryContext(ctx, query, p.Args...)
+	rows, err := q.QueryContext(ctx, query, p.Args...)
 	if err != nil {
 		return false, err
 	}
