@@ -112,6 +112,15 @@ type Recorder interface {
 	Record(ctx context.Context, ev Event) (Event, error)
 }
 
+// RowsRecorder is a Recorder that also commits an event with the rows it
+// records and under a precondition (Writer.AppendWith). A recorder that
+// is not one (a test's) makes its callers write the two apart, or read
+// live instead of deferring a check.
+type RowsRecorder interface {
+	Recorder
+	AppendWith(ctx context.Context, ev Event, with Rows) (Event, error)
+}
+
 // ErrUnavailable is wrapped by every error that means "the event was not
 // durably recorded"; such errors are *apperr.E with code audit_unavailable.
 var ErrUnavailable = errors.New("audit log unavailable")

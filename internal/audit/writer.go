@@ -81,7 +81,7 @@ func (w *Writer) Stats() WriterStats {
 	return WriterStats{Events: w.events.Load(), Batches: w.batches.Load(), Failed: w.failed.Load()}
 }
 
-var _ Recorder = (*Writer)(nil)
+var _ RowsRecorder = (*Writer)(nil)
 
 type request struct {
 	ctx context.Context

@@ -113,12 +113,6 @@ func restoreHeader(w http.ResponseWriter, before http.Header) {
 	}
 }
 
-// appendWither is a recorder that commits an event under a precondition
-// (audit.Writer).
-type appendWither interface {
-	AppendWith(ctx context.Context, ev audit.Event, with audit.Rows) (audit.Event, error)
-}
-
 // canDefer reports whether the call's token check may answer from the
 // token's state the node read last, deferring its check to the commit of
 // the call's event (store.Deferred; the oauth store decides whether it
@@ -132,7 +126,7 @@ func (h *dataHandler) canDefer(c *gin.Context) bool {
 	if h.replay == nil || c.Request.Method != http.MethodGet || len(c.Request.Header.Values(HeaderCustomerIP)) == 0 {
 		return false
 	}
-	if _, ok := h.audit.(appendWither); !ok {
+	if _, ok := h.audit.(audit.RowsRecorder); !ok {
 		return false
 	}
 	scheme, _, _ := strings.Cut(c.Request.Header.Get("Authorization"), " ")
@@ -145,7 +139,7 @@ func (h *dataHandler) record(ctx context.Context, ev audit.Event, check *store.C
 	if check == nil {
 		return h.audit.Record(ctx, ev)
 	}
-	return h.audit.(appendWither).AppendWith(ctx, ev, audit.Rows{Require: &audit.Precondition{Query: check.Query, Args: check.Args}})
+	return h.audit.(audit.RowsRecorder).AppendWith(ctx, ev, audit.Rows{Require: &audit.Precondition{Query: check.Query, Args: check.Args}})
 }
 
 // replayKey holds, in the context of a call served again, the gin context

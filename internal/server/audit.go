@@ -147,12 +147,6 @@ func (a *auditLog) collectors() []prometheus.Collector {
 	}
 }
 
-// appendWither is a recorder that commits an event with the rows it
-// records (audit.Writer.AppendWith).
-type appendWither interface {
-	AppendWith(ctx context.Context, ev audit.Event, with audit.Rows) (audit.Event, error)
-}
-
 // OAuthEventWith implements oauth.TxEventSink: the token endpoint's
 // token.issued event and the token row commit in one transaction of the
 // group-commit writer, so a client_credentials token costs one commit, not
@@ -160,7 +154,7 @@ type appendWither interface {
 // event. A recorder that cannot (Options.AuditRecorder) says so, and the
 // provider writes the two apart as before.
 func (a *auditLog) OAuthEventWith(ctx context.Context, e oauth.Event, rows oauth.EventRows) (bool, error) {
-	aw, ok := a.recorder.(appendWither)
+	aw, ok := a.recorder.(audit.RowsRecorder)
 	if !ok {
 		return false, nil
 	}
