@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"time"
 
@@ -28,6 +29,12 @@ type record struct {
 	Session         json.RawMessage `json:"session"`
 	// Authorize is set for authorization requests (PAR, authorize sessions).
 	Authorize *authorizeRecord `json:"authorize,omitempty"`
+
+	// session is Session decoded once, by parseRecord: a record never
+	// changes, and a node keeps the records of the tokens it checks
+	// (tokencache.go), so a data call's token check copies it instead of
+	// decoding the JSON again, which was 60 % of that check's CPU.
+	session *Session
 }
 
 type authorizeRecord struct {
@@ -102,19 +109,30 @@ func parseRecord(data string) (*record, error) {
 	if err := json.Unmarshal([]byte(data), &rec); err != nil {
 		return nil, fmt.Errorf("decode request: %w", err)
 	}
+	if len(rec.Session) > 0 && string(rec.Session) != "null" {
+		rec.session = &Session{}
+		if err := json.Unmarshal(rec.Session, rec.session); err != nil {
+			return nil, fmt.Errorf("decode session: %w", err)
+		}
+	}
 	return &rec, nil
 }
 
 // request rebuilds the fosite request of rec for client. The stored session
 // is decoded into sess when given (fosite hands in the session to hydrate;
 // decoding merges, so expiry times fosite already set on it for new tokens
-// survive) or into a new Session otherwise. Authorization requests come
-// back as *fosite.AuthorizeRequest.
+// survive) or into a new Session otherwise. An empty *Session, what a token
+// check hands in, gets a copy of the session parseRecord decoded: the same
+// as decoding into it. Authorization requests come back as
+// *fosite.AuthorizeRequest.
 func (rec *record) request(sess fosite.Session, client fosite.Client) (fosite.Requester, error) {
 	if sess == nil {
 		sess = &Session{}
 	}
-	if len(rec.Session) > 0 && string(rec.Session) != "null" {
+	switch s, ok := sess.(*Session); {
+	case ok && s != nil && rec.session != nil && reflect.ValueOf(s).Elem().IsZero():
+		*s = *rec.session.Clone().(*Session)
+	case len(rec.Session) > 0 && string(rec.Session) != "null":
 		if err := json.Unmarshal(rec.Session, sess); err != nil {
 			return nil, fmt.Errorf("decode session: %w", err)
 		}
