@@ -196,19 +196,26 @@ func (t *Table) Codes() []string { return slices.Clone(t.codes) }
 // Case, surrounding space, separators and common unicode look-alikes do not
 // disguise it.
 func IsProhibited(code string) bool {
-	n := fold(code)
-	for _, p := range Prohibited {
-		if n == fold(p) {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(prohibitedFolded, fold(code))
 }
+
+// prohibitedFolded is Prohibited folded once: every data call asks
+// IsProhibited of its consent's purpose and of any Data-Purpose header.
+var prohibitedFolded = func() []string {
+	f := make([]string, len(Prohibited))
+	for i, p := range Prohibited {
+		f[i] = fold(p)
+	}
+	return f
+}()
 
 // fold reduces a code to lower-case ASCII letters, mapping look-alikes and
 // dropping separators, so "Ad-Vertising", "ＡＤＶＥＲＴＩＳＩＮＧ" and
 // "аdvertising" (Cyrillic а) all fold to "advertising".
 func fold(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < 'a' || r > 'z' }) {
+		return s // already folded: no copy
+	}
 	var b strings.Builder
 	for _, r := range s {
 		switch {
