@@ -42,8 +42,7 @@ func TestRecordSessionCopies(t *testing.T) {
 
 	// What decoding the JSON gives: the reference for the copy.
 	decoded := &Session{}
-	decodedReq, err := (&record{Session: rec.Session}).request(decoded, client)
-	if err != nil {
+	if _, err := (&record{Session: rec.Session}).request(decoded, client); err != nil {
 		t.Fatal(err)
 	}
 	first, err := rec.request(&Session{}, client)
@@ -51,7 +50,7 @@ func TestRecordSessionCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := first.GetSession().(*Session)
-	if !reflect.DeepEqual(got, decodedReq.GetSession().(*Session)) {
+	if !reflect.DeepEqual(got, decoded) {
 		t.Fatalf("copied session %+v, decoding gives %+v", got, decoded)
 	}
 	if got.GrantID != "grant-1" || got.Purpose != "budgeting" || got.JKT != "thumb" || !got.ExpiresAt[fosite.AccessToken].Equal(at) {
@@ -70,7 +69,7 @@ func TestRecordSessionCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := second.GetSession().(*Session)
-	if !reflect.DeepEqual(again, decodedReq.GetSession().(*Session)) {
+	if !reflect.DeepEqual(again, decoded) {
 		t.Fatalf("a request's change reached the record: %+v", again)
 	}
 
