@@ -110,6 +110,9 @@ func TestAuditSurvivesKill(t *testing.T) {
 				req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 				req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 				req.Header.Set("x-fapi-interaction-id", id)
+				// Customer present: unattended calls stop at the consent's
+				// daily limit, and the load must be served, not refused.
+				req.Header.Set(testutil.CustomerIP, "203.0.113.9")
 				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)
@@ -168,6 +171,11 @@ func TestAuditSurvivesKill(t *testing.T) {
 			}
 
 			ctx := context.Background()
+			// Every committed event into the log first, so that all of them
+			// are verified, not only those the checkpointer had reached.
+			if _, err := s.Node.AuditCheckpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
 			rep, err := audit.Verify(ctx, s.DB, s.Node.AuditKeys())
 			if err != nil || !rep.Valid {
 				t.Fatalf("after the kill the log does not verify: %+v %v", rep, err)
